@@ -1,0 +1,140 @@
+"""``AuditConfig``: the audit's settings from TOML — ``auditkit.toml`` (top-level keys) or the
+``[tool.auditkit]`` table of ``pyproject.toml`` — overridden by command-line arguments."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+CORRECTIONS = ("holm", "bh", "bonferroni", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    rater: str | None = None
+    clips: str | None = None            # None: the built-in sample clips
+    perturbations: tuple[str, ...] = ("lighting",)
+    margin: float | Mapping[str, float] = 0.05
+    alpha: float = 0.05
+    correction: str = "holm"
+    batch_size: int = 4
+    max_side: int = 640
+    seed: int = 0
+    device: str = "auto"
+    out: str | None = None
+    source: str = field(default="", compare=False)  # where it was read from, for messages
+
+    def __post_init__(self) -> None:
+        where = self.source or "configuration"
+
+        def bad(key: str, why: str) -> ConfigError:
+            return ConfigError(f"{where}: {key} {why}")
+
+        if isinstance(self.perturbations, str):
+            object.__setattr__(self, "perturbations",
+                               tuple(p.strip() for p in self.perturbations.split(",") if p.strip()))
+        if not isinstance(self.perturbations, (list, tuple)) or not all(
+                isinstance(p, str) and p for p in self.perturbations) or not self.perturbations:
+            raise bad("perturbations", "must be a non-empty list of names")
+        object.__setattr__(self, "perturbations", tuple(self.perturbations))
+        for key in ("rater", "clips", "out"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise bad(key, f"must be a non-empty string, got {value!r}")
+        margin = self.margin
+        if isinstance(margin, Mapping):
+            for trait, value in margin.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                    raise bad(f"margin.{trait}", f"must be a positive number, got {value!r}")
+            object.__setattr__(self, "margin", {k: float(v) for k, v in margin.items()})
+        elif isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
+            raise bad("margin", f"must be a positive number or a table of trait = number, got {margin!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 0.5:
+            raise bad("alpha", f"must be a number between 0 and 0.5, got {self.alpha!r}")
+        if self.correction not in CORRECTIONS:
+            raise bad("correction", f"must be one of {', '.join(CORRECTIONS)}, got {self.correction!r}")
+        if self.device not in DEVICES:
+            raise bad("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        for key, low in (("batch_size", 1), ("max_side", 16), ("seed", 0)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise bad(key, f"must be an integer >= {low}, got {value!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "") -> "AuditConfig":
+        names = {f.name for f in fields(cls)} - {"source"}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"{source or 'configuration'}: unknown key {unknown[0]!r} "
+                              f"(known: {', '.join(sorted(names))})")
+        return cls(**dict(data), source=source)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "AuditConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: configuration file does not exist")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        if path.name == "pyproject.toml":
+            data = data.get("tool", {}).get("auditkit")
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: has no [tool.auditkit] table")
+            where = f"{path} [tool.auditkit]"
+        else:
+            where = str(path)
+        config = cls.from_mapping(data, source=where)
+        # Relative paths in a config file are relative to that file, not to the shell.
+        base = path.parent
+        updates = {}
+        for key in ("clips", "out"):
+            value = getattr(config, key)
+            if value and not Path(value).is_absolute():
+                updates[key] = str(base / value)
+        rater = config.rater
+        if rater and not rater.startswith("builtin:"):
+            target = rater.rpartition(":")[0] if rater.rpartition(":")[0].endswith(".py") else rater
+            if target.endswith((".py", ".pt", ".ts", ".pth", ".onnx")) and not Path(target).is_absolute():
+                updates["rater"] = str(base / target) + rater[len(target):]
+        return replace(config, **updates)
+
+    @classmethod
+    def discover(cls, start: str | Path = ".") -> "AuditConfig | None":
+        """``auditkit.toml`` or a ``pyproject.toml`` with ``[tool.auditkit]`` in ``start``."""
+        base = Path(start)
+        if (base / "auditkit.toml").is_file():
+            return cls.from_file(base / "auditkit.toml")
+        pyproject = base / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                has = "auditkit" in tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+                return None
+            if has:
+                return cls.from_file(pyproject)
+        return None
+
+    def override(self, **values: Any) -> "AuditConfig":
+        """Command-line values win over the file; ``None`` means "not given"."""
+        given = {k: v for k, v in values.items() if v is not None}
+        return replace(self, **given) if given else self
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("source")
+        out["perturbations"] = list(self.perturbations)
+        return out

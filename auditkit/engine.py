@@ -1,0 +1,265 @@
+"""``run_audit``: clips in, paired scores into the store, statistics out.
+
+Each clip is decoded once, scored once as the original and once per edit; every edit is applied
+at source resolution, before the rater's own resize, so original and edited input differ only by
+the edit. Scores are committed to the store after every batch; on a re-run with the same store,
+pairs already scored (or already found unscorable) are not touched again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import perturbations as _perturbations
+from perturbations import NotApplicable, Perturbation, clip_seed
+
+from . import stats
+from .clips import Clip, ClipSource, as_sources, sample_indices
+from .errors import AuditkitError, ClipError, ConfigError
+from .raters import check_scores, load_rater, rater_identity
+from .result import AuditResult, Skipped
+from .store import ORIGINAL, Store
+
+DEFAULT_MARGIN = 0.05
+DEFAULT_ALPHA = 0.05
+DEFAULT_BATCH = 4
+DEFAULT_MAX_SIDE = 640
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available here (use auto or cpu)")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, got {device!r}")
+    return dev
+
+
+def rater_input(frames: torch.Tensor, spec: Any) -> torch.Tensor:
+    """uint8 ``[T, H, W, 3]`` → float ``[T', 3, h, w]`` in [0, 1] as the rater declared it."""
+    index = torch.as_tensor(sample_indices(frames.shape[0], spec.frames), device=frames.device)
+    x = frames.index_select(0, index).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+    if tuple(x.shape[-2:]) != tuple(spec.size):
+        x = F.interpolate(x, size=spec.size, mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp_(0.0, 1.0)
+
+
+def _margins(margin: float | Mapping[str, float], traits: Sequence[str]) -> dict[str, float]:
+    if isinstance(margin, Mapping):
+        unknown = sorted(set(margin) - set(traits) - {"default"})
+        if unknown:
+            raise ConfigError(f"margin: unknown trait(s) {unknown}; the rater's traits are {list(traits)}")
+        default = margin.get("default", DEFAULT_MARGIN)
+        out = {t: float(margin.get(t, default)) for t in traits}
+    else:
+        out = {t: float(margin) for t in traits}
+    for t, m in out.items():
+        if not np.isfinite(m) or m <= 0:
+            raise ConfigError(f"margin for {t!r} must be a positive number, got {m}")
+    return out
+
+
+@dataclass
+class _Loaded:
+    source: Clip | ClipSource
+    clip: Clip | None
+    error: str | None
+
+
+def _load(source: Clip | ClipSource, frames: int, max_side: int) -> _Loaded:
+    if isinstance(source, Clip):
+        return _Loaded(source, source, None)
+    try:
+        return _Loaded(source, source.read(frames, max_side), None)
+    except ClipError as exc:
+        return _Loaded(source, None, exc.reason)
+
+
+def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource],
+              perturbations: str | Sequence[str | Perturbation], *,
+              margin: float | Mapping[str, float] = DEFAULT_MARGIN, alpha: float = DEFAULT_ALPHA,
+              correction: str = "holm", batch_size: int = DEFAULT_BATCH, device: str = "auto",
+              seed: int = 0, max_side: int = DEFAULT_MAX_SIDE, store: str | Path | Store | None = None,
+              progress: bool | Callable[[int], None] = False,
+              config: Mapping[str, Any] | None = None) -> AuditResult:
+    """Audit ``rater`` on ``clips`` under each perturbation and return the judged result.
+
+    ``rater``: a spec string or a rater object; ``clips``: a folder or clips; ``perturbations``:
+    names (``"lighting:dim"``, or a family such as ``"lighting"``) or instances; ``margin``: the
+    equivalence margin, one number or per trait; ``store``: a path to ``results.sqlite`` to make
+    the run resumable (in memory when ``None``).
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if correction not in ("holm", "bh", "fdr_bh", "bonferroni", "none"):
+        raise ConfigError(f"correction must be holm, bh, bonferroni or none, got {correction!r}")
+    if not 0 < alpha < 0.5:
+        raise ConfigError(f"alpha must be between 0 and 0.5, got {alpha}")
+    dev = pick_device(device)
+    rater = load_rater(rater, device=dev)
+    edits = _resolve_perturbations(perturbations)
+    sources = as_sources(clips)
+    traits = tuple(rater.trait_names)
+    margins = _margins(margin, traits)
+    identity = rater_identity(rater)
+
+    own_store = not isinstance(store, Store)
+    db = Store(store if store is not None else ":memory:") if own_store else store
+    try:
+        db.bind({"rater_hash": identity["hash"], "seed": int(seed), "max_side": int(max_side),
+                 "input": identity["input"], "traits": list(traits)})
+        _score_all(rater, sources, edits, db, dev=dev, seed=seed, max_side=max_side,
+                   batch_size=batch_size, progress=progress)
+        return _judge(db, rater_identity=identity, traits=traits, sources=sources, edits=edits,
+                      margins=margins, alpha=alpha, correction=correction,
+                      config={"perturbations": [e.name for e in edits], "margin": margins,
+                              "alpha": alpha, "correction": correction, "seed": int(seed),
+                              "max_side": int(max_side), "batch_size": int(batch_size),
+                              **dict(config or {})})
+    finally:
+        if own_store:
+            db.commit()
+            db.close()
+
+
+def _resolve_perturbations(spec: str | Sequence[str | Perturbation]) -> list[Perturbation]:
+    items = [spec] if isinstance(spec, str) else list(spec)
+    out: dict[str, Perturbation] = {}
+    for item in items:
+        try:
+            found = [item] if isinstance(item, Perturbation) else _perturbations.resolve(item)
+        except KeyError as exc:
+            raise ConfigError(f"--perturb: {exc.args[0]}") from None
+        for p in found:
+            out.setdefault(p.name, p)
+    if not out:
+        raise ConfigError("--perturb: no perturbation given")
+    return list(out.values())
+
+
+def _score_all(rater: Any, sources: list, edits: list[Perturbation], db: Store, *,
+               dev: torch.device, seed: int, max_side: int, batch_size: int,
+               progress: bool | Callable[[int], None]) -> None:
+    conditions = [ORIGINAL] + [e.name for e in edits]
+    done = db.done()
+    todo = [s for s in sources if any((s.id, c) not in done for c in conditions)]
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(sources), initial=len(sources) - len(todo), unit="clip",
+                   desc="auditing", dynamic_ncols=True)
+    try:
+        for start in range(0, len(todo), batch_size):
+            batch = [_load(s, rater.input.frames, max_side) for s in todo[start:start + batch_size]]
+            try:
+                _score_batch(rater, batch, edits, db, done, dev=dev, seed=seed)
+            finally:
+                db.commit()  # whatever was scored stays scored, even when the rater just failed
+            if bar is not None:
+                bar.update(len(batch))
+            elif callable(progress):
+                progress(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _score_batch(rater: Any, batch: list[_Loaded], edits: list[Perturbation], db: Store,
+                 done: set[tuple[str, str]], *, dev: torch.device, seed: int) -> None:
+    traits = rater.trait_names
+    ready: list[tuple[Clip, torch.Tensor]] = []
+    for item in batch:
+        cid = item.source.id
+        if item.clip is None:
+            for cond in [ORIGINAL] + [e.name for e in edits]:
+                db.add_skipped(cid, cond, item.error or "unreadable")
+            continue
+        clip = item.clip
+        db.add_clip(cid, path=str(clip.path) if clip.path else None, content_hash=clip.content_hash,
+                    frames=clip.source_frames, fps=clip.fps, metadata=clip.metadata)
+        ready.append((clip, torch.from_numpy(clip.frames).to(dev)))
+    if not ready:
+        return
+
+    def score(condition: str, items: list[tuple[str, torch.Tensor]]) -> None:
+        if not items:
+            return
+        ids = [cid for cid, _ in items]
+        x = torch.stack([rater_input(frames, rater.input) for _, frames in items])
+        out = check_scores(rater(x), rater, ids)
+        for cid, row in zip(ids, out.tolist()):
+            db.add_scores(cid, condition, traits, row)
+
+    score(ORIGINAL, [(c.id, f) for c, f in ready if (c.id, ORIGINAL) not in done])
+    for edit in edits:
+        items = []
+        for clip, frames in ready:
+            if (clip.id, edit.name) in done:
+                continue
+            rng = np.random.default_rng(clip_seed(seed, clip.id, edit.name))
+            try:
+                items.append((clip.id, edit(frames, None, rng=rng).frames))
+            except NotApplicable as exc:
+                db.add_skipped(clip.id, edit.name, exc.reason)
+        score(edit.name, items)
+
+
+def _judge(db: Store, *, rater_identity: Mapping[str, Any], traits: Sequence[str], sources: list,
+           edits: list[Perturbation], margins: Mapping[str, float], alpha: float, correction: str,
+           config: Mapping[str, Any]) -> AuditResult:
+    ids = {s.id for s in sources}
+    tests = []
+    for edit in edits:
+        for trait in traits:
+            before = db.scores(ORIGINAL, trait)
+            after = db.scores(edit.name, trait)
+            paired = sorted(ids & before.keys() & after.keys())
+            tests.append(stats.paired_shift_test(
+                np.array([before[c] for c in paired], dtype=float),
+                np.array([after[c] for c in paired], dtype=float),
+                margin=margins[trait], alpha=alpha, perturbation=edit.name, trait=trait))
+    tests = stats.correct(tests, method=correction)
+    conditions = {e.name for e in edits}
+    skipped_rows = [r for r in db.skipped() if r[0] in ids]
+    skipped: list[Skipped] = []
+    for clip_id, cond, reason in skipped_rows:
+        # An unscorable original makes every edit of that clip unpairable: list each pair.
+        if cond == ORIGINAL:
+            already = {(c, p) for c, p, _ in skipped_rows}
+            skipped += [Skipped(clip_id, e, f"original not scored: {reason}")
+                        for e in sorted(conditions) if (clip_id, e) not in already]
+        elif cond in conditions:
+            skipped.append(Skipped(clip_id, cond, reason))
+    skipped.sort(key=lambda s: (s.clip, s.perturbation))
+    scored = {c for c in ids if (c, ORIGINAL) not in {(r[0], r[1]) for r in skipped_rows}}
+    return AuditResult(
+        rater=dict(rater_identity), traits=tuple(traits), n_clips=len(scored),
+        config={**config, "n_clips_found": len(ids)}, tests=tuple(tests), skipped=tuple(skipped),
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat())
+
+
+def preview(clip: Clip, edits: Sequence[Perturbation], *, seed: int = 0) -> dict[str, np.ndarray]:
+    """Original | edited middle frame for each edit, exactly as the audit edited that clip."""
+    frames = torch.from_numpy(clip.frames)
+    middle = clip.num_frames // 2
+    out = {}
+    for edit in edits:
+        rng = np.random.default_rng(clip_seed(seed, clip.id, edit.name))
+        try:
+            edited = edit(frames, None, rng=rng).frames[middle].numpy()
+        except NotApplicable:
+            continue
+        gap = np.full((clip.frames.shape[1], 4, 3), 255, np.uint8)
+        out[edit.name] = np.concatenate([clip.frames[middle], gap, edited], axis=1)
+    return out

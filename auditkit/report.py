@@ -1,0 +1,127 @@
+"""Renderers of an :class:`AuditResult`: a terminal table and a self-contained HTML page.
+
+The HTML embeds its images as data URIs and loads nothing from anywhere, so it can be mailed,
+archived or opened offline. Rendering is a pure function of its inputs (same input, same bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Mapping
+
+from .result import AuditResult, ShiftTest
+
+
+def _num(value: float | None, fmt: str = "+.3f") -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _ci(t: ShiftTest) -> str:
+    return f"[{_num(t.ci_low)}, {_num(t.ci_high)}]"
+
+
+def render_text(result: AuditResult, *, only: str | None = None) -> str:
+    """A fixed-width table, one row per (perturbation, trait), then the counts and skipped pairs."""
+    header = ("perturbation", "trait", "n", "shift", "95% CI", "p adj", "equiv p adj", "verdict")
+    rows = [header]
+    for t in result.tests:
+        if only and t.verdict != only:
+            continue
+        rows.append((t.perturbation or "", t.trait or "", str(t.n), _num(t.mean_shift), _ci(t),
+                     _p(t.p_adjusted), _p(t.equivalence_p_adjusted),
+                     t.verdict.upper() if t.verdict == "shift" else t.verdict))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    counts = result.counts()
+    lines.append("")
+    lines.append(f"{len(result.tests)} tests on {result.n_clips} clips: {counts['shift']} shift, "
+                 f"{counts['invariant']} invariant, {counts['inconclusive']} inconclusive "
+                 f"(margin {_margin_text(result)}, alpha {result.config.get('alpha')}, "
+                 f"{result.config.get('correction')} correction)")
+    needs = sorted({t.n_needed for t in result.tests if t.verdict == "inconclusive" and t.n_needed})
+    if needs:
+        lines.append(f"inconclusive tests would need about {needs[0]}"
+                     f"{'' if len(needs) == 1 else f' to {needs[-1]}'} clips to decide")
+    if result.skipped:
+        lines.append(f"{len(result.skipped)} pair(s) skipped:")
+        lines += [f"  {s.clip} / {s.perturbation}: {s.reason}" for s in result.skipped]
+    return "\n".join(lines)
+
+
+def _margin_text(result: AuditResult) -> str:
+    margin = result.config.get("margin")
+    if isinstance(margin, Mapping):
+        values = set(margin.values())
+        return f"{values.pop():g}" if len(values) == 1 else ", ".join(f"{k} {v:g}" for k, v in margin.items())
+    return str(margin)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
+th{background:#f3f3f3} td.l,th.l{text-align:left}
+.shift{background:#f8d0cc;font-weight:600}.invariant{background:#d5f0d5}.inconclusive{background:#f6efc9}
+figure{display:inline-block;margin:.5rem;vertical-align:top}figure img{max-width:560px;border:1px solid #ccc}
+code{background:#f3f3f3;padding:0 .2rem}
+"""
+
+
+def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None) -> str:
+    esc = html.escape
+    counts = result.counts()
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'\">",
+        f"<title>auditkit report: {esc(str(result.rater.get('spec', '')))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Counterfactual fairness audit</h1>",
+        f"<p>Rater <code>{esc(str(result.rater.get('spec')))}</code> "
+        f"(<code>{esc(str(result.rater.get('hash', ''))[:23])}</code>), {result.n_clips} clips, "
+        f"{len(result.tests)} tests: <b>{counts['shift']} shift</b>, {counts['invariant']} invariant, "
+        f"{counts['inconclusive']} inconclusive. Created {esc(result.created)}.</p>",
+        "<p>Each test pairs a clip's score with the score of its edited copy. <em>shift</em>: the "
+        "mean difference is significant after correction; <em>invariant</em>: equivalence within "
+        "the margin is shown (TOST) after correction; <em>inconclusive</em>: neither — not a pass.</p>",
+        "<table><tr><th class='l'>perturbation</th><th class='l'>trait</th><th>n</th><th>mean shift</th>"
+        "<th>CI</th><th>d<sub>z</sub></th><th>p (t)</th><th>p adj</th><th>p (Wilcoxon)</th>"
+        "<th>equiv p adj</th><th>margin</th><th class='l'>verdict</th><th class='l'>note</th></tr>",
+    ]
+    for t in result.tests:
+        note = t.note
+        if t.verdict == "inconclusive" and t.n_needed:
+            note = (note + "; " if note else "") + f"about {t.n_needed} clips needed"
+        parts.append(
+            f"<tr><td class='l'>{esc(t.perturbation or '')}</td><td class='l'>{esc(t.trait or '')}</td>"
+            f"<td>{t.n}</td><td>{_num(t.mean_shift)}</td><td>{_ci(t)}</td><td>{_num(t.effect_size_dz, '.2f')}</td>"
+            f"<td>{_p(t.p_value)}</td><td>{_p(t.p_adjusted)}</td><td>{_p(t.wilcoxon_p)}</td>"
+            f"<td>{_p(t.equivalence_p_adjusted)}</td><td>{t.margin:g}</td>"
+            f"<td class='l {t.verdict}'>{t.verdict}</td><td class='l'>{esc(note)}</td></tr>")
+    parts.append("</table>")
+    if previews:
+        parts.append("<h2>Edits (original | edited)</h2>")
+        for name, path in sorted(previews.items()):
+            data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+            parts.append(f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{data}'>"
+                         f"<figcaption>{esc(name)}</figcaption></figure>")
+    if result.skipped:
+        parts.append(f"<h2>Skipped pairs ({len(result.skipped)})</h2><table><tr><th class='l'>clip</th>"
+                     "<th class='l'>perturbation</th><th class='l'>reason</th></tr>")
+        parts += [f"<tr><td class='l'>{esc(s.clip)}</td><td class='l'>{esc(s.perturbation)}</td>"
+                  f"<td class='l'>{esc(s.reason)}</td></tr>" for s in result.skipped]
+        parts.append("</table>")
+    parts.append("<h2>Configuration</h2><table>")
+    parts += [f"<tr><th class='l'>{esc(str(k))}</th><td class='l'>{esc(str(v))}</td></tr>"
+              for k, v in sorted(result.config.items())]
+    parts.append("</table></body></html>\n")
+    return "\n".join(parts)

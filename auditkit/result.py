@@ -1,0 +1,216 @@
+"""Result objects of an audit: one paired test per (condition, trait) and the whole run.
+
+Both are frozen dataclasses with ``to_dict``/``from_dict`` so that ``audit.json`` is the single
+source the dashboard, the reports and the pytest plugin read. Non-finite floats never reach
+JSON: an undefined statistic is ``None`` (``null``), so the file stays valid strict JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, asdict, dataclass, fields, replace
+from typing import Any, Iterable, Iterator, Mapping
+
+SCHEMA_VERSION = 1
+VERDICTS = ("shift", "invariant", "inconclusive")
+
+
+class SchemaError(ValueError):
+    """An ``audit.json`` (or a dict meant to become one) that does not fit the schema."""
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class ShiftTest:
+    """The paired comparison of one trait's scores before and after one edit.
+
+    ``p_value`` is the two-sided paired t-test, ``wilcoxon_p`` the signed-rank test (a
+    robustness check reported beside it), ``equivalence_p`` the TOST p-value against
+    ``±margin``. ``p_adjusted`` and ``equivalence_p_adjusted`` are corrected across the audit's
+    family of tests; a standalone test carries its raw p-values there. ``verdict`` is decided on
+    the adjusted values: ``shift`` when the shift is significant, ``invariant`` when equivalence
+    within the margin is shown, ``inconclusive`` otherwise. ``n_needed`` says how many clips
+    would give 80% power to reach a decisive verdict when the result is inconclusive.
+    """
+
+    n: int
+    mean_shift: float | None
+    sd: float | None
+    ci_low: float | None
+    ci_high: float | None
+    effect_size_dz: float | None
+    t_statistic: float | None
+    p_value: float
+    wilcoxon_p: float
+    equivalence_p: float
+    margin: float
+    alpha: float
+    verdict: str
+    p_adjusted: float | None = None
+    equivalence_p_adjusted: float | None = None
+    n_needed: int | None = None
+    note: str = ""
+    perturbation: str | None = None
+    trait: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise SchemaError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        # A standalone test is its own family: adjusted equals raw unless a correction said so.
+        if self.p_adjusted is None:
+            object.__setattr__(self, "p_adjusted", self.p_value)
+        if self.equivalence_p_adjusted is None:
+            object.__setattr__(self, "equivalence_p_adjusted", self.equivalence_p)
+
+    # scipy.stats-style accessors, so the object reads like the results users already know.
+    @property
+    def statistic(self) -> float | None:
+        return self.t_statistic
+
+    @property
+    def pvalue(self) -> float:
+        return self.p_value
+
+    def confidence_interval(self) -> tuple[float | None, float | None]:
+        return (self.ci_low, self.ci_high)
+
+    @property
+    def condition(self) -> str | None:
+        return self.perturbation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _clean(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ShiftTest":
+        return cls(**_take_fields(cls, data, where="tests[]"))
+
+    def with_(self, **changes: Any) -> "ShiftTest":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A (clip, perturbation) pair that could not be scored, and why."""
+
+    clip: str
+    perturbation: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Skipped":
+        return cls(**_take_fields(cls, data, where="skipped[]"))
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything an audit concluded. Sliceable by perturbation and trait (like a MetricFrame).
+
+    A failure in one cell never aborts the table: a condition with too few scored pairs is an
+    ``inconclusive`` test with a note, and unscored pairs are listed in ``skipped``.
+    """
+
+    rater: Mapping[str, Any]
+    traits: tuple[str, ...]
+    n_clips: int
+    config: Mapping[str, Any]
+    tests: tuple[ShiftTest, ...]
+    skipped: tuple[Skipped, ...] = ()
+    created: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def perturbations(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for t in self.tests:
+            seen.setdefault(t.perturbation or "", None)
+        return tuple(seen)
+
+    @property
+    def any_shift(self) -> bool:
+        return any(t.verdict == "shift" for t in self.tests)
+
+    def select(self, perturbation: str | Iterable[str] | None = None,
+               trait: str | Iterable[str] | None = None) -> tuple[ShiftTest, ...]:
+        """Tests matching a perturbation (exact name, or a family such as ``"lighting"``) and trait."""
+        def wanted(value: str | None, spec: str | Iterable[str] | None) -> bool:
+            if spec is None:
+                return True
+            names = (spec,) if isinstance(spec, str) else tuple(spec)
+            return any(value == s or (value or "").split(":")[0] == s for s in names)
+
+        return tuple(t for t in self.tests if wanted(t.perturbation, perturbation)
+                     and wanted(t.trait, trait))
+
+    def test(self, perturbation: str, trait: str) -> ShiftTest:
+        for t in self.tests:
+            if t.perturbation == perturbation and t.trait == trait:
+                return t
+        raise KeyError(f"no test for perturbation {perturbation!r} and trait {trait!r}; "
+                       f"perturbations: {', '.join(self.perturbations)}; traits: {', '.join(self.traits)}")
+
+    def __iter__(self) -> Iterator[ShiftTest]:
+        return iter(self.tests)
+
+    def counts(self) -> dict[str, int]:
+        out = {v: 0 for v in VERDICTS}
+        for t in self.tests:
+            out[t.verdict] += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "created": self.created,
+            "rater": dict(self.rater),
+            "traits": list(self.traits),
+            "n_clips": self.n_clips,
+            "config": dict(self.config),
+            "tests": [t.to_dict() for t in self.tests],
+            "skipped": [s.to_dict() for s in self.skipped],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "AuditResult":
+        if not isinstance(data, Mapping):
+            raise SchemaError("audit.json: the top level must be an object")
+        version = data.get("schema_version")
+        if not isinstance(version, int):
+            raise SchemaError("audit.json: field 'schema_version' is missing or not an integer")
+        if version > SCHEMA_VERSION:
+            raise SchemaError(f"audit.json: field 'schema_version' is {version}, newer than this "
+                              f"auditkit reads ({SCHEMA_VERSION}); upgrade auditkit")
+        for key, kind in (("rater", Mapping), ("traits", list), ("n_clips", int),
+                          ("config", Mapping), ("tests", list), ("skipped", list)):
+            if not isinstance(data.get(key), kind):
+                raise SchemaError(f"audit.json: field {key!r} is missing or not a {kind.__name__}")
+        return cls(
+            rater=dict(data["rater"]),
+            traits=tuple(data["traits"]),
+            n_clips=data["n_clips"],
+            config=dict(data["config"]),
+            tests=tuple(ShiftTest.from_dict(t) for t in data["tests"]),
+            skipped=tuple(Skipped.from_dict(s) for s in data["skipped"]),
+            created=str(data.get("created", "")),
+            schema_version=version,
+        )
+
+
+def _take_fields(cls: type, data: Mapping[str, Any], *, where: str) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise SchemaError(f"audit.json: each entry of {where} must be an object")
+    names = {f.name for f in fields(cls)}
+    required = {f.name for f in fields(cls)
+                if f.default is MISSING and f.default_factory is MISSING}
+    missing = sorted(required - set(data))
+    if missing:
+        raise SchemaError(f"audit.json: {where} lacks field {missing[0]!r}")
+    return {k: v for k, v in data.items() if k in names}

@@ -1,0 +1,196 @@
+"""The built-in sample clip set: short interview-like videos made from real portraits that ship
+inside installed packages (matplotlib's Grace Hopper, scikit-image's astronaut Eileen Collins).
+
+Each clip is a still portrait brought to life with a mild, smooth head motion (a local warp
+around the detected face, so the head nods and sways while the room stays put), a framing of its
+own and the portrait's original background. They are written as real video files once, into the
+user cache, and are the default clip set of ``auditkit run`` and ``auditkit demo``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SAMPLES_VERSION = 1
+FPS = 15
+SECONDS = 2
+
+
+@dataclass(frozen=True)
+class _Variant:
+    portrait: str
+    framing: str          # tight | medium | wide
+    size: tuple[int, int]  # (width, height)
+    mirror: bool
+    roll_deg: float       # amplitude of the head's roll
+    nod_px: float         # amplitude of the vertical nod, in face heights x 100
+    sway_px: float        # amplitude of the sideways sway, likewise
+    phase: float
+
+
+_FRAMING = {"tight": 1.9, "medium": 2.6, "wide": 3.4}  # crop height in face heights
+
+_VARIANTS = [
+    _Variant("hopper", "tight", (320, 240), False, 3.0, 2.0, 1.0, 0.0),
+    _Variant("hopper", "medium", (320, 240), True, 2.0, 3.0, 2.0, 1.1),
+    _Variant("hopper", "wide", (384, 216), False, 4.0, 1.5, 3.0, 2.3),
+    _Variant("hopper", "medium", (288, 288), False, 2.5, 2.5, 1.5, 0.7),
+    _Variant("hopper", "wide", (320, 240), True, 3.5, 2.0, 2.5, 3.0),
+    _Variant("hopper", "tight", (384, 216), True, 1.5, 3.5, 1.0, 4.2),
+    _Variant("collins", "tight", (320, 240), False, 3.0, 2.0, 1.5, 0.3),
+    _Variant("collins", "medium", (384, 216), False, 2.0, 2.5, 2.5, 1.7),
+    _Variant("collins", "wide", (320, 240), True, 3.5, 1.5, 2.0, 2.9),
+    _Variant("collins", "medium", (288, 288), True, 2.5, 3.0, 1.0, 0.9),
+    _Variant("collins", "wide", (384, 216), False, 4.0, 2.0, 3.0, 3.8),
+    _Variant("collins", "tight", (288, 288), False, 1.5, 3.5, 2.0, 5.1),
+]
+
+
+def cache_root() -> Path:
+    """``$AUDITKIT_CACHE``, else ``$XDG_CACHE_HOME/auditkit``, else ``~/.cache/auditkit``."""
+    env = os.environ.get("AUDITKIT_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "auditkit"
+
+
+def load_portraits() -> dict[str, np.ndarray]:
+    """RGB uint8 portraits from installed packages."""
+    import cv2
+    from matplotlib.cbook import get_sample_data
+    from skimage import data
+
+    hopper = cv2.imread(str(get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    if hopper is None:
+        raise RuntimeError("matplotlib's sample image grace_hopper.jpg could not be read")
+    return {"hopper": cv2.cvtColor(hopper, cv2.COLOR_BGR2RGB), "collins": data.astronaut()}
+
+
+def _face_box(image: np.ndarray) -> tuple[float, float, float, float]:
+    """(cx, cy, w, h) of the most confident face, in pixels."""
+    import mediapipe as mp
+
+    with mp.solutions.face_detection.FaceDetection(model_selection=1,
+                                                   min_detection_confidence=0.5) as det:
+        found = det.process(image).detections
+    if not found:
+        raise RuntimeError("no face found in a sample portrait")
+    box = max(found, key=lambda d: d.score[0]).location_data.relative_bounding_box
+    h, w = image.shape[:2]
+    return ((box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h,
+            box.width * w, box.height * h)
+
+
+def _head_motion(image: np.ndarray, face: tuple[float, float, float, float], v: _Variant,
+                 t: float) -> np.ndarray:
+    """Warp the head region by a small rotation and translation that fades out with distance
+    from the face, so the head moves and the background does not tear."""
+    import cv2
+
+    cx, cy, fw, fh = face
+    h, w = image.shape[:2]
+    omega = 2 * np.pi * t
+    angle = np.deg2rad(v.roll_deg * np.sin(0.9 * omega + v.phase))
+    dx = v.sway_px / 100 * fh * np.sin(0.6 * omega + 2 * v.phase)
+    dy = v.nod_px / 100 * fh * np.sin(1.3 * omega + 0.5 * v.phase)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    # Weight: 1 on the head (centre slightly above the face box centre), 0 far away.
+    hx, hy = cx, cy - 0.1 * fh
+    sigma = 0.95 * max(fw, fh)
+    weight = np.exp(-(((xs - hx) ** 2 + (ys - hy) ** 2) / (2 * sigma ** 2))).astype(np.float32)
+    # Inverse map: where does each output pixel come from? Rotate back about the head centre.
+    c, s = np.cos(-angle), np.sin(-angle)
+    rx = c * (xs - hx - dx) - s * (ys - hy - dy) + hx
+    ry = s * (xs - hx - dx) + c * (ys - hy - dy) + hy
+    map_x = xs + weight * (rx - xs)
+    map_y = ys + weight * (ry - ys)
+    return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REFLECT)
+
+
+def _crop(image: np.ndarray, face: tuple[float, float, float, float], v: _Variant) -> tuple[int, int, int, int]:
+    h, w = image.shape[:2]
+    out_w, out_h = v.size
+    cx, cy, _, fh = face
+    crop_h = min(h, _FRAMING[v.framing] * fh)
+    crop_w = crop_h * out_w / out_h
+    if crop_w > w:
+        crop_w, crop_h = w, w * out_h / out_w
+    # Place the face a little above the centre, as an interview framing does.
+    x0 = int(np.clip(cx - crop_w / 2, 0, w - crop_w))
+    y0 = int(np.clip(cy - 0.42 * crop_h, 0, h - crop_h))
+    return x0, y0, int(crop_w), int(crop_h)
+
+
+def render_clip(image: np.ndarray, face: tuple[float, float, float, float], v: _Variant,
+                frames: int = FPS * SECONDS) -> np.ndarray:
+    import cv2
+
+    x0, y0, cw, ch = _crop(image, face, v)
+    out = []
+    for i in range(frames):
+        moved = _head_motion(image, face, v, i / FPS / SECONDS)
+        frame = cv2.resize(moved[y0:y0 + ch, x0:x0 + cw], v.size, interpolation=cv2.INTER_AREA)
+        out.append(frame[:, ::-1] if v.mirror else frame)
+    return np.ascontiguousarray(np.stack(out))
+
+
+def write_video(path: Path, frames: np.ndarray, fps: float = FPS) -> None:
+    """RGB uint8 [T, H, W, 3] to a video file (mp4v in .mp4/.mov, MJPG in .avi, VP8 in .webm)."""
+    import cv2
+
+    fourcc = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG",
+              ".webm": "VP80", ".mkv": "MJPG"}[path.suffix.lower()]
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"{path}: OpenCV cannot write {fourcc} video here")
+    try:
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+
+
+def build_samples(dest: Path) -> Path:
+    """Write the sample set into ``dest`` (created) with its ``metadata.csv``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    portraits = load_portraits()
+    faces = {name: _face_box(img) for name, img in portraits.items()}
+    rows = []
+    for i, v in enumerate(_VARIANTS):
+        clip_id = f"{v.portrait}_{i:02d}_{v.framing}"
+        write_video(dest / f"{clip_id}.mp4", render_clip(portraits[v.portrait], faces[v.portrait], v))
+        rows.append({"clip_id": clip_id, "subject_id": v.portrait, "framing": v.framing})
+    with open(dest / "metadata.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["clip_id", "subject_id", "framing"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return dest
+
+
+def sample_clips(dest: str | os.PathLike | None = None) -> Path:
+    """The folder of sample clips, built on first use. Safe when several processes race: each
+    builds in a private folder and the first to rename it into place wins."""
+    target = Path(dest) if dest is not None else cache_root() / f"samples-v{SAMPLES_VERSION}"
+    if (target / "metadata.csv").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".samples-", dir=target.parent))
+    try:
+        build_samples(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / "metadata.csv").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

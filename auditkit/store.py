@@ -1,0 +1,106 @@
+"""SQLite store of per-clip scores. Appended as the audit goes, committed after every scored
+batch, so a run that stops (an error, Ctrl-C, a crash) keeps what it scored and a second run with
+the same output folder continues where the first stopped."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import AuditkitError
+
+ORIGINAL = "original"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clips (
+    clip_id TEXT PRIMARY KEY, path TEXT, content_hash TEXT, frames INTEGER, fps REAL,
+    metadata TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS scores (
+    clip_id TEXT NOT NULL, condition TEXT NOT NULL, trait TEXT NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (clip_id, condition, trait));
+CREATE TABLE IF NOT EXISTS skipped (
+    clip_id TEXT NOT NULL, condition TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (clip_id, condition));
+"""
+
+
+class Store:
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        try:
+            self.db = sqlite3.connect(self.path)
+            self.db.executescript(_SCHEMA)
+            if self.path != ":memory:":
+                self.db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            raise AuditkitError(f"{self.path}: not a usable results store ({exc})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.commit()
+        self.close()
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def bind(self, key: Mapping[str, Any]) -> None:
+        """Tie the store to one audit configuration; refuse to mix scores of another."""
+        wanted = json.dumps(dict(key), sort_keys=True)
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'run_key'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('run_key', ?)", (wanted,))
+            self.commit()
+            return
+        held = json.loads(row[0])
+        diff = sorted(k for k in set(held) | set(key) if held.get(k) != key.get(k))
+        if diff:
+            raise AuditkitError(f"{self.path}: holds scores of a different audit ({', '.join(diff)} "
+                                "differ); use a new --out folder or delete that file")
+
+    def add_clip(self, clip_id: str, *, path: str | None, content_hash: str, frames: int,
+                 fps: float, metadata: Mapping[str, str]) -> None:
+        row = self.db.execute("SELECT content_hash FROM clips WHERE clip_id = ?", (clip_id,)).fetchone()
+        if row is not None and row[0] != content_hash:
+            raise AuditkitError(f"clip {clip_id!r} changed since it was scored into {self.path}; "
+                                "use a new --out folder")
+        self.db.execute("INSERT OR REPLACE INTO clips VALUES (?, ?, ?, ?, ?, ?)",
+                        (clip_id, path, content_hash, frames, fps, json.dumps(dict(metadata))))
+
+    def add_scores(self, clip_id: str, condition: str, traits: Sequence[str],
+                   values: Sequence[float]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)",
+                            [(clip_id, condition, t, float(v)) for t, v in zip(traits, values)])
+        self.db.execute("DELETE FROM skipped WHERE clip_id = ? AND condition = ?", (clip_id, condition))
+
+    def add_skipped(self, clip_id: str, condition: str, reason: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?)", (clip_id, condition, reason))
+
+    def done(self) -> set[tuple[str, str]]:
+        """(clip, condition) pairs already scored or already found unscorable."""
+        rows = self.db.execute("SELECT DISTINCT clip_id, condition FROM scores "
+                               "UNION SELECT clip_id, condition FROM skipped")
+        return {(a, b) for a, b in rows}
+
+    def scores(self, condition: str, trait: str) -> dict[str, float]:
+        rows = self.db.execute("SELECT clip_id, value FROM scores WHERE condition = ? AND trait = ?",
+                               (condition, trait))
+        return dict(rows.fetchall())
+
+    def skipped(self) -> list[tuple[str, str, str]]:
+        return self.db.execute("SELECT clip_id, condition, reason FROM skipped "
+                               "ORDER BY clip_id, condition").fetchall()
+
+    def clip_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT clip_id FROM clips ORDER BY clip_id")]
+
+    def export_rows(self) -> Iterable[tuple[str, str, str, float]]:
+        """(clip_id, condition, trait, value) for a CSV of per-clip scores."""
+        return self.db.execute("SELECT clip_id, condition, trait, value FROM scores "
+                               "ORDER BY clip_id, condition, trait")

@@ -1,0 +1,1 @@
+"""The reviewer dashboard (Streamlit). It renders saved runs and computes nothing new."""

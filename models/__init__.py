@@ -1,0 +1,1 @@
+"""The OCEAN regressor that auditkit audits and retrains (see the regressor issue)."""

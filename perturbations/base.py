@@ -1,0 +1,142 @@
+"""The perturbation interface: counterfactual edits as pure functions of (frames, annotations, params).
+
+Modelled on torchvision transforms v2: ``make_params`` draws the random parameters once per
+clip, ``transform`` applies them to every frame, so a clip gets one consistent edit (the same
+glasses, the same dimmer light) rather than a flicker of different ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+
+class NotApplicable(Exception):
+    """The edit cannot apply to this clip (e.g. no face found). The pair is listed as skipped."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, eq=False)
+class Edit:
+    """``frames``: uint8 ``[T, H, W, 3]`` on the input's device; ``changed``: bool ``[T, H, W]``,
+    true where any channel differs from the input; ``params``: what ``make_params`` drew."""
+
+    frames: torch.Tensor
+    changed: torch.Tensor
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def as_frames(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Validate uint8 ``[T, H, W, 3]`` frames; numpy arrays become tensors sharing memory."""
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(frames)
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"frames must be a torch.Tensor or numpy array, got {type(frames).__name__}")
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise ValueError(f"frames must be uint8 [T, H, W, 3] with T >= 1, got {frames.dtype} "
+                         f"{tuple(frames.shape)}")
+    return frames
+
+
+def to_float(frames: torch.Tensor) -> torch.Tensor:
+    return frames.to(torch.float32) / 255.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return (x * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def clip_seed(seed: int, clip_id: str, name: str) -> int:
+    """A seed that depends only on (run seed, clip, edit): the same pixels whatever the batching,
+    the order of clips, the executor or a resume."""
+    digest = hashlib.sha256(f"{seed}\0{clip_id}\0{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+class Perturbation(ABC):
+    """A named counterfactual edit. Subclasses set ``name``, ``family``, ``description``, and
+    ``requires`` (annotation kinds they need, e.g. ``{"face"}``) and implement ``transform``."""
+
+    name: str = ""
+    family: str = ""
+    description: str = ""
+    requires: frozenset[str] = frozenset()
+
+    def make_params(self, frames: torch.Tensor, annotations: Any,
+                    rng: np.random.Generator) -> dict[str, Any]:
+        return {}
+
+    @abstractmethod
+    def transform(self, frames: torch.Tensor, params: Mapping[str, Any],
+                  annotations: Any) -> torch.Tensor:
+        """Return new uint8 frames; never write into ``frames``."""
+
+    def __call__(self, frames: torch.Tensor | np.ndarray, annotations: Any = None, *,
+                 rng: np.random.Generator | None = None, seed: int | None = None) -> Edit:
+        frames = as_frames(frames)
+        if rng is None:
+            rng = np.random.default_rng(0 if seed is None else seed)
+        params = self.make_params(frames, annotations, rng)
+        out = self.transform(frames, params, annotations)
+        if out.shape != frames.shape or out.dtype != torch.uint8:
+            raise RuntimeError(f"{self.name}: transform returned {out.dtype} {tuple(out.shape)}, "
+                               f"expected uint8 {tuple(frames.shape)}")
+        return Edit(frames=out, changed=(out != frames).any(dim=-1), params=params)
+
+    def __repr__(self) -> str:
+        return f"<Perturbation {self.name}>"
+
+
+_REGISTRY: dict[str, Callable[[], Perturbation]] = {}
+
+
+def register(name: str, factory: Callable[[], Perturbation]) -> None:
+    if ":" not in name:
+        raise ValueError(f"perturbation names are 'family:variant', got {name!r}")
+    if name in _REGISTRY:
+        raise ValueError(f"perturbation {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def available(family: str | None = None) -> list[str]:
+    return sorted(n for n in _REGISTRY if family is None or n.split(":")[0] == family)
+
+
+def families() -> list[str]:
+    return sorted({n.split(":")[0] for n in _REGISTRY})
+
+
+def get(name: str) -> Perturbation:
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY) + families(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"unknown perturbation {name!r}{hint} (available: {', '.join(available())})") from None
+
+
+def resolve(spec: str | list[str] | tuple[str, ...]) -> list[Perturbation]:
+    """``"lighting:dim,glasses"`` → instances; a bare family name expands to all its variants."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: dict[str, Perturbation] = {}
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            continue
+        expanded = available(name) if ":" not in name else [name]
+        if not expanded:
+            get(name)  # raises the helpful KeyError
+        for n in expanded:
+            out.setdefault(n, get(n))
+    if not out:
+        raise KeyError("no perturbation named (available: " + ", ".join(available()) + ")")
+    return list(out.values())

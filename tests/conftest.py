@@ -1,0 +1,65 @@
+"""Shared fixtures: the real sample clips, and small raters saved the way users save theirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from auditkit.raters import InputSpec, save_torchscript
+
+SMALL = InputSpec(size=(64, 64), frames=4)
+
+
+class BrightnessRater(nn.Module):
+    """Scores that follow mean frame brightness: any lighting edit must register as a shift."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean(dim=(1, 2, 3, 4))
+        return torch.stack([m, 1.0 - m, 0.5 * m, m, 0.5 * (1.0 - m)], dim=1)
+
+
+class ConstantRater(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0], 5), 0.5)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Tests never read or write the user's cache; subprocesses inherit the variable.
+    os.environ["AUDITKIT_CACHE"] = str(tmp_path_factory.mktemp("auditkit-cache"))
+
+
+@pytest.fixture(scope="session")
+def sample_dir(_private_cache) -> Path:
+    from auditkit.samples import sample_clips
+
+    return sample_clips()
+
+
+@pytest.fixture(scope="session")
+def brightness_rater_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_torchscript(BrightnessRater(), tmp_path_factory.mktemp("raters") / "brightness.pt",
+                            input=SMALL)
+
+
+@pytest.fixture(scope="session")
+def constant_rater_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_torchscript(ConstantRater(), tmp_path_factory.mktemp("raters") / "constant.pt",
+                            input=SMALL)
+
+
+@pytest.fixture
+def frames() -> torch.Tensor:
+    """A small clip with structure (gradients and a bright square), uint8 [T, H, W, 3]."""
+    rng = np.random.default_rng(7)
+    t, h, w = 4, 48, 64
+    base = np.linspace(0, 255, w, dtype=np.float32)[None, None, :, None].repeat(h, 1).repeat(3, 3)
+    clip = np.repeat(base, t, axis=0) * np.array([1.0, 0.8, 0.6], np.float32)
+    clip[:, 10:30, 20:40] = 230
+    clip += rng.normal(0, 6, clip.shape).astype(np.float32)
+    return torch.from_numpy(np.clip(clip, 0, 255).astype(np.uint8))

@@ -1,0 +1,141 @@
+"""The command line as a user meets it: real processes, real files, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+AUDITKIT = Path(sys.executable).with_name("auditkit")
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    cmd = [str(AUDITKIT)] if AUDITKIT.exists() else [sys.executable, "-m", "auditkit"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("auditkit: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_run_writes_everything_and_exits_1_on_shift(tmp_path, sample_dir, brightness_rater_path):
+    out = tmp_path / "run"
+    proc = run("run", "--rater", str(brightness_rater_path), "--clips", str(sample_dir),
+               "--perturb", "lighting:dim,lighting:bright", "--out", str(out), "--quiet")
+    assert proc.returncode == 1, proc.stderr
+    assert "SHIFT" in proc.stdout and "10 tests on 12 clips: 10 shift" in proc.stdout
+    data = json.loads((out / "audit.json").read_text())
+    assert data["schema_version"] == 1 and len(data["tests"]) == 10 and data["skipped"] == []
+    assert {t["verdict"] for t in data["tests"]} == {"shift"}
+    assert (out / "results.sqlite").stat().st_size > 0
+    assert sorted(p.name for p in (out / "previews").iterdir()) == ["lighting_bright.png", "lighting_dim.png"]
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "lighting:bright" in html and "src='http" not in html
+
+
+def test_run_exits_0_when_nothing_shifts_and_progress_goes_to_stderr(tmp_path, sample_dir,
+                                                                     constant_rater_path):
+    proc = run("run", "--rater", str(constant_rater_path), "--clips", str(sample_dir),
+               "--perturb", "lighting", "--out", str(tmp_path / "c"))
+    assert proc.returncode == 0, proc.stderr
+    assert "30 tests on 12 clips: 0 shift, 30 invariant" in proc.stdout
+    assert "auditing" in proc.stderr and "12/12" in proc.stderr  # the progress bar
+
+
+def test_config_file_supplies_arguments(tmp_path, sample_dir, constant_rater_path):
+    (tmp_path / "auditkit.toml").write_text(textwrap.dedent(f"""
+        rater = "{constant_rater_path}"
+        clips = "{sample_dir}"
+        perturbations = ["lighting:warm"]
+        out = "results"
+        margin = 0.02
+    """))
+    proc = run("run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "results" / "audit.json").read_text())
+    assert {t["margin"] for t in data["tests"]} == {0.02}
+    assert {t["perturbation"] for t in data["tests"]} == {"lighting:warm"}
+
+
+def test_corrupt_video_is_listed_in_skipped(tmp_path, sample_dir, constant_rater_path):
+    clips = tmp_path / "clips"
+    shutil.copytree(sample_dir, clips)
+    (clips / "broken.mp4").write_bytes(b"not a video" * 100)
+    (clips / "metadata.csv").unlink()
+    proc = run("run", "--rater", str(constant_rater_path), "--clips", str(clips),
+               "--perturb", "lighting:dim", "--out", str(tmp_path / "o"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "o" / "audit.json").read_text())
+    assert data["skipped"] == [{"clip": "broken", "perturbation": "lighting:dim",
+                                "reason": "cannot be opened as a video (corrupt file or unsupported codec)"}]
+    assert "broken / lighting:dim: cannot be opened" in proc.stdout
+
+
+def _factory(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "bad_rater.py"
+    path.write_text(textwrap.dedent("""
+        import torch
+        from auditkit.raters import InputSpec, TorchRater
+
+        class Bad(torch.nn.Module):
+            def forward(self, x):
+    """) + textwrap.indent(textwrap.dedent(body), " " * 8) + textwrap.dedent("""
+        def make():
+            return TorchRater(Bad(), input=InputSpec(size=32, frames=2), name="bad-rater")
+    """))
+    return f"{path}:make"
+
+
+@pytest.mark.parametrize("body,fragments", [
+    ("return torch.zeros(x.shape[0], 3)\n", ["rater bad-rater returned shape", "expected", "clip(s)"]),
+    ("return torch.full((x.shape[0], 5), float('nan'))\n", ["rater bad-rater returned NaN or inf for clip(s) "]),
+])
+def test_misbehaving_rater_is_a_one_line_error_and_keeps_nothing_lost(tmp_path, sample_dir, body,
+                                                                        fragments):
+    proc = run("run", "--rater", _factory(tmp_path, body), "--clips", str(sample_dir),
+               "--perturb", "lighting:dim", "--out", str(tmp_path / "o"), "--quiet")
+    assert_one_line_error(proc, *fragments)
+    assert (tmp_path / "o" / "results.sqlite").exists()
+
+
+def test_usage_errors_are_one_line(tmp_path, sample_dir, constant_rater_path):
+    rater = str(constant_rater_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (["--rater", rater, "--clips", str(tmp_path / "missing"), "--perturb", "lighting:dim"],
+         [str(tmp_path / "missing"), "clip folder does not exist"]),
+        (["--rater", rater, "--clips", str(empty), "--perturb", "lighting:dim"],
+         [str(empty), "no video files found"]),
+        (["--rater", str(tmp_path / "nope.onnx"), "--clips", str(sample_dir)],
+         ["nope.onnx", "file does not exist"]),
+        (["--rater", "my.module.without.colon", "--clips", str(sample_dir)], ["does not resolve"]),
+        (["--rater", rater, "--clips", str(sample_dir), "--perturb", "lighting:dimm"],
+         ["--perturb", "did you mean lighting:dim"]),
+        (["--rater", rater, "--clips", str(sample_dir), "--perturb", "lighting:dim", "--config",
+          str(tmp_path / "none.toml")], ["none.toml", "does not exist"]),
+    ]
+    for args, fragments in cases:
+        assert_one_line_error(run("run", *args, "--out", str(tmp_path / "o"), "--quiet"), *fragments)
+
+
+def test_missing_rater_argument(tmp_path):
+    assert_one_line_error(run("run", "--out", str(tmp_path / "o")), "--rater is required")
+
+
+def test_demo_runs_the_whole_loop(tmp_path):
+    proc = run("demo", "--out", str(tmp_path / "demo"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "planted-bias control" in proc.stderr
+    assert "lighting:dim" in proc.stdout and "SHIFT" in proc.stdout
+    assert (tmp_path / "demo" / "report.html").exists()

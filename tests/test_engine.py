@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+import torch
+
+from auditkit import run_audit
+from auditkit.clips import Clip, discover
+from auditkit.errors import ConfigError, RaterError
+from auditkit.raters import TorchRater
+from auditkit.result import AuditResult
+from auditkit.store import Store
+from conftest import SMALL, BrightnessRater
+
+LIGHT = ["lighting:dim", "lighting:bright"]
+
+
+def test_brightness_rater_shifts_under_both_lighting_edits(sample_dir, brightness_rater_path):
+    result = run_audit(str(brightness_rater_path), sample_dir, LIGHT)
+    assert result.n_clips == len(discover(sample_dir)) >= 12
+    assert len(result.tests) == 2 * 5 and not result.skipped
+    assert {t.verdict for t in result.tests} == {"shift"}
+    assert all(t.mean_shift < 0 for t in result.select("lighting:dim", "openness"))
+    assert result.test("lighting:bright", "openness").mean_shift > 0
+    assert result.test("lighting:dim", "conscientiousness").mean_shift > 0  # 1 - brightness
+
+
+def test_constant_rater_is_invariant_everywhere(sample_dir, constant_rater_path):
+    result = run_audit(str(constant_rater_path), sample_dir, "lighting")
+    assert {t.verdict for t in result.tests} == {"invariant"}
+    assert all(t.mean_shift == 0 and t.p_value == 1.0 and t.equivalence_p_adjusted == 0.0
+               for t in result.tests)
+    assert all("all differences are zero" in t.note for t in result.tests)
+
+
+def test_audit_json_round_trip_has_the_contract_fields(sample_dir, brightness_rater_path):
+    result = run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim"], margin=0.02)
+    data = result.to_dict()
+    assert data["schema_version"] == 1 and data["n_clips"] == 12
+    assert {"spec", "hash"} <= set(data["rater"])
+    for test in data["tests"]:
+        assert {"perturbation", "trait", "n", "mean_shift", "ci_low", "ci_high", "p_value",
+                "p_adjusted", "effect_size_dz", "equivalence_p", "margin", "verdict"} <= set(test)
+        assert test["margin"] == 0.02
+    assert AuditResult.from_dict(data) == result
+
+
+class CountingRater(TorchRater):
+    calls = 0
+
+    def __call__(self, x):
+        type(self).calls += len(x)
+        return super().__call__(x)
+
+
+def test_resume_scores_nothing_twice(sample_dir, tmp_path):
+    rater = CountingRater(BrightnessRater(), input=SMALL, name="counting")
+    db = tmp_path / "results.sqlite"
+    first = run_audit(rater, sample_dir, LIGHT, store=db)
+    assert CountingRater.calls == 12 * 3
+    second = run_audit(rater, sample_dir, LIGHT, store=db)
+    assert CountingRater.calls == 12 * 3  # everything was already in the store
+    assert second.tests == first.tests
+    run_audit(rater, sample_dir, LIGHT + ["lighting:gamma"], store=db)
+    assert CountingRater.calls == 12 * 4  # only the new condition is scored
+
+
+def test_store_refuses_scores_of_another_rater(sample_dir, tmp_path, constant_rater_path,
+                                               brightness_rater_path):
+    db = tmp_path / "results.sqlite"
+    run_audit(str(constant_rater_path), sample_dir, ["lighting:dim"], store=db)
+    with pytest.raises(Exception, match="holds scores of a different audit"):
+        run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim"], store=db)
+
+
+class FailingRater(TorchRater):
+    """Returns NaN for one clip: the run must stop with a clear error and keep earlier scores."""
+
+    def __init__(self):
+        super().__init__(BrightnessRater(), input=SMALL, name="flaky")
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        out = super().__call__(x).clone()
+        if self.calls == 3:
+            out[0, 2] = float("nan")
+        return out
+
+
+def test_rater_failure_stops_the_run_and_keeps_what_was_scored(sample_dir, tmp_path):
+    db = tmp_path / "results.sqlite"
+    with pytest.raises(RaterError, match=r"rater flaky returned NaN or inf for clip\(s\) \w+"):
+        run_audit(FailingRater(), sample_dir, LIGHT, store=db, batch_size=4)
+    with sqlite3.connect(db) as con:
+        scored = con.execute("SELECT COUNT(DISTINCT clip_id || condition) FROM scores").fetchone()[0]
+    assert scored == 4 * 2  # first batch: originals and lighting:dim, committed before the failure
+    # And the run resumes to the same result an uninterrupted run gives.
+    resumed = run_audit(CountingRater(BrightnessRater(), input=SMALL, name="flaky"), sample_dir,
+                        LIGHT, store=db)
+    assert resumed.tests == run_audit(CountingRater(BrightnessRater(), input=SMALL, name="flaky"),
+                                      sample_dir, LIGHT).tests
+
+
+def test_unreadable_clip_is_skipped_and_the_run_goes_on(sample_dir, tmp_path, brightness_rater_path):
+    folder = tmp_path / "clips"
+    shutil.copytree(sample_dir, folder)
+    (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated garbage" * 20)
+    (folder / "empty.avi").write_bytes(b"")
+    (folder / "metadata.csv").unlink()
+    result = run_audit(str(brightness_rater_path), folder, LIGHT)
+    assert result.n_clips == 12 and result.config["n_clips_found"] == 14
+    reasons = {(s.clip, s.perturbation): s.reason for s in result.skipped}
+    assert set(reasons) == {(c, p) for c in ("corrupt", "empty") for p in LIGHT}
+    assert "cannot be opened" in reasons[("corrupt", "lighting:dim")]
+    assert "empty file" in reasons[("empty", "lighting:bright")]
+    assert all(t.n == 12 for t in result.tests)
+
+
+def test_in_memory_clips_and_edit_seeds_do_not_depend_on_batching(brightness_rater_path):
+    rng = np.random.default_rng(0)
+    clips = [Clip.from_frames(f"c{i}", rng.integers(0, 255, (4, 40, 50, 3), dtype=np.uint8))
+             for i in range(5)]
+    a = run_audit(str(brightness_rater_path), clips, ["lighting:dim"], batch_size=1)
+    b = run_audit(str(brightness_rater_path), clips, ["lighting:dim"], batch_size=5)
+    # Same edits whatever the batching; only float32 reduction order may differ.
+    for ta, tb in zip(a.tests, b.tests):
+        assert ta.mean_shift == pytest.approx(tb.mean_shift, abs=1e-6) and ta.verdict == tb.verdict
+    c = run_audit(str(brightness_rater_path), clips, ["lighting:dim"], seed=1)
+    assert c.test("lighting:dim", "openness").mean_shift != a.test("lighting:dim", "openness").mean_shift
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"perturbations": "lighting:nope"}, "unknown perturbation"),
+    ({"margin": {"charisma": 0.1}}, "unknown trait"),
+    ({"alpha": 0.7}, "alpha must be"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"clips": []}, "no clips"),
+])
+def test_bad_arguments_are_config_errors(sample_dir, brightness_rater_path, kwargs, message):
+    args = {"clips": sample_dir, "perturbations": ["lighting:dim"], **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        run_audit(str(brightness_rater_path), args.pop("clips"), args.pop("perturbations"), **args)
+
+
+def test_per_trait_margins_reach_the_tests(sample_dir, constant_rater_path):
+    result = run_audit(str(constant_rater_path), sample_dir, ["lighting:dim"],
+                       margin={"default": 0.1, "neuroticism": 0.02})
+    assert result.test("lighting:dim", "neuroticism").margin == 0.02
+    assert result.test("lighting:dim", "openness").margin == 0.1
+
+
+def test_store_export_rows(tmp_path, sample_dir, constant_rater_path):
+    db = tmp_path / "r.sqlite"
+    run_audit(str(constant_rater_path), sample_dir, ["lighting:dim"], store=db)
+    with Store(db) as store:
+        rows = list(store.export_rows())
+    assert len(rows) == 12 * 2 * 5 and rows[0][3] == pytest.approx(0.5)

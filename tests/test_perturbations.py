@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import perturbations
+from contracts import check_edit_contract
+
+
+@pytest.mark.parametrize("name", perturbations.available())
+def test_every_registered_edit_keeps_the_contract(name, frames):
+    check_edit_contract(perturbations.get(name), frames)
+
+
+@pytest.mark.parametrize("name", perturbations.available())
+def test_numpy_input_is_accepted_and_left_alone(name, frames):
+    array = frames.numpy().copy()
+    edit = perturbations.get(name)(array, seed=1)
+    assert np.array_equal(array, frames.numpy())
+    assert torch.equal(edit.frames, perturbations.get(name)(frames, seed=1).frames)
+
+
+def test_lighting_moves_brightness_the_right_way(frames):
+    mean = frames.float().mean()
+    assert perturbations.get("lighting:dim")(frames).frames.float().mean() < 0.7 * mean
+    assert perturbations.get("lighting:bright")(frames).frames.float().mean() > 1.15 * mean
+    warm = perturbations.get("lighting:warm")(frames).frames.float()
+    cool = perturbations.get("lighting:cool")(frames).frames.float()
+    assert (warm[..., 0] - warm[..., 2]).mean() > (cool[..., 0] - cool[..., 2]).mean()
+    low = perturbations.get("lighting:low-contrast")(frames).frames.float()
+    assert low.std() < 0.7 * frames.float().std()
+
+
+def test_params_are_drawn_once_per_clip_and_depend_on_seed(frames):
+    edit = perturbations.get("lighting:dim")
+    a, b = edit(frames, seed=1), edit(frames, seed=2)
+    assert a.params["factor"] != b.params["factor"]
+    ratio = a.frames.float().sum(dim=(1, 2, 3)) / frames.float().sum(dim=(1, 2, 3))
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio), atol=0.01)  # same factor every frame
+
+
+def test_registry_names_families_and_helpful_errors():
+    names = perturbations.available()
+    assert {"lighting:dim", "lighting:bright", "lighting:gamma", "lighting:warm"} <= set(names)
+    assert [p.name for p in perturbations.resolve("lighting")] == perturbations.available("lighting")
+    assert [p.name for p in perturbations.resolve("lighting:dim, lighting:dim")] == ["lighting:dim"]
+    with pytest.raises(KeyError, match="did you mean lighting:dim"):
+        perturbations.get("lighting:dimm")
+    with pytest.raises(KeyError, match="unknown perturbation 'hats'"):
+        perturbations.resolve("hats")
+
+
+def test_bad_frames_are_refused():
+    with pytest.raises(ValueError, match=r"uint8 \[T, H, W, 3\]"):
+        perturbations.get("lighting:dim")(torch.zeros(2, 8, 8, 3))
