@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 import perturbations as _perturbations
-from perturbations import NotApplicable, Perturbation, clip_seed
+from perturbations import DEFAULT_MAX_MISSING_FACE, NotApplicable, Perturbation, clip_seed
+from perturbations.annotate import Annotator
 
 from . import stats
 from .clips import Clip, ClipSource, as_sources, sample_indices
@@ -91,13 +92,19 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
               correction: str = "holm", batch_size: int = DEFAULT_BATCH, device: str = "auto",
               seed: int = 0, max_side: int = DEFAULT_MAX_SIDE, store: str | Path | Store | None = None,
               progress: bool | Callable[[int], None] = False,
+              contrasts: Sequence[tuple[str, str]] = (), scenes_dir: str | Path | None = None,
+              max_missing_face: float = DEFAULT_MAX_MISSING_FACE, annotator: Annotator | None = None,
               config: Mapping[str, Any] | None = None) -> AuditResult:
     """Audit ``rater`` on ``clips`` under each perturbation and return the judged result.
 
     ``rater``: a spec string or a rater object; ``clips``: a folder or clips; ``perturbations``:
     names (``"lighting:dim"``, or a family such as ``"lighting"``) or instances; ``margin``: the
     equivalence margin, one number or per trait; ``store``: a path to ``results.sqlite`` to make
-    the run resumable (in memory when ``None``).
+    the run resumable (in memory when ``None``); ``contrasts``: pairs of edits compared with each
+    other directly (``("background:bookshelf", "background:plain")``); ``scenes_dir``: images
+    for ``background:user``; ``max_missing_face``: the share of frames without a face above
+    which face edits skip a clip; ``annotator``: where annotations come from (default: MediaPipe
+    with the on-disk cache).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -105,9 +112,12 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
         raise ConfigError(f"correction must be holm, bh, bonferroni or none, got {correction!r}")
     if not 0 < alpha < 0.5:
         raise ConfigError(f"alpha must be between 0 and 0.5, got {alpha}")
+    if not 0 <= max_missing_face < 1:
+        raise ConfigError(f"max_missing_face must be in [0, 1), got {max_missing_face}")
     dev = pick_device(device)
     rater = load_rater(rater, device=dev)
-    edits = _resolve_perturbations(perturbations)
+    edits = _resolve_perturbations(perturbations, scenes_dir=scenes_dir)
+    contrasts = _check_contrasts(contrasts, edits)
     sources = as_sources(clips)
     traits = tuple(rater.trait_names)
     margins = _margins(margin, traits)
@@ -118,27 +128,31 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
     try:
         db.bind({"rater_hash": identity["hash"], "seed": int(seed), "max_side": int(max_side),
                  "input": identity["input"], "traits": list(traits)})
+        if annotator is None and any(e.requires for e in edits):
+            annotator = Annotator()
         _score_all(rater, sources, edits, db, dev=dev, seed=seed, max_side=max_side,
-                   batch_size=batch_size, progress=progress)
+                   batch_size=batch_size, progress=progress, annotator=annotator,
+                   max_missing_face=max_missing_face)
         return _judge(db, rater_identity=identity, traits=traits, sources=sources, edits=edits,
-                      margins=margins, alpha=alpha, correction=correction,
-                      config={"perturbations": [e.name for e in edits], "margin": margins,
+                      contrasts=contrasts, margins=margins, alpha=alpha, correction=correction,
+                      config={"perturbations": [e.name for e in edits],
+                              "contrasts": [list(c) for c in contrasts], "margin": margins,
                               "alpha": alpha, "correction": correction, "seed": int(seed),
                               "max_side": int(max_side), "batch_size": int(batch_size),
-                              **dict(config or {})})
+                              "max_missing_face": max_missing_face, **dict(config or {})})
     finally:
         if own_store:
             db.commit()
             db.close()
 
 
-def _resolve_perturbations(spec: str | Sequence[str | Perturbation]) -> list[Perturbation]:
+def _resolve_perturbations(spec: str | Sequence[str | Perturbation], **options: Any) -> list[Perturbation]:
     items = [spec] if isinstance(spec, str) else list(spec)
     out: dict[str, Perturbation] = {}
     for item in items:
         try:
-            found = [item] if isinstance(item, Perturbation) else _perturbations.resolve(item)
-        except KeyError as exc:
+            found = [item] if isinstance(item, Perturbation) else _perturbations.resolve(item, **options)
+        except (KeyError, ValueError) as exc:
             raise ConfigError(f"--perturb: {exc.args[0]}") from None
         for p in found:
             out.setdefault(p.name, p)
@@ -147,9 +161,31 @@ def _resolve_perturbations(spec: str | Sequence[str | Perturbation]) -> list[Per
     return list(out.values())
 
 
+def _check_contrasts(contrasts: Sequence[tuple[str, str]], edits: list[Perturbation]) -> list[tuple[str, str]]:
+    names = {e.name for e in edits}
+    out = []
+    for pair in contrasts:
+        if len(pair) != 2:
+            raise ConfigError(f"--contrast takes two edits, got {pair!r}")
+        a, b = pair
+        for name in (a, b):
+            if name not in names:
+                raise ConfigError(f"--contrast: {name!r} is not among the audited edits "
+                                  f"({', '.join(sorted(names))})")
+        if a == b:
+            raise ConfigError(f"--contrast: an edit cannot be contrasted with itself ({a!r})")
+        out.append((a, b))
+    return out
+
+
+def contrast_name(a: str, b: str) -> str:
+    return f"{a} vs {b}"
+
+
 def _score_all(rater: Any, sources: list, edits: list[Perturbation], db: Store, *,
                dev: torch.device, seed: int, max_side: int, batch_size: int,
-               progress: bool | Callable[[int], None]) -> None:
+               progress: bool | Callable[[int], None], annotator: Annotator | None,
+               max_missing_face: float) -> None:
     conditions = [ORIGINAL] + [e.name for e in edits]
     done = db.done()
     todo = [s for s in sources if any((s.id, c) not in done for c in conditions)]
@@ -163,7 +199,8 @@ def _score_all(rater: Any, sources: list, edits: list[Perturbation], db: Store, 
         for start in range(0, len(todo), batch_size):
             batch = [_load(s, rater.input.frames, max_side) for s in todo[start:start + batch_size]]
             try:
-                _score_batch(rater, batch, edits, db, done, dev=dev, seed=seed)
+                _score_batch(rater, batch, edits, db, done, dev=dev, seed=seed,
+                             annotator=annotator, max_missing_face=max_missing_face)
             finally:
                 db.commit()  # whatever was scored stays scored, even when the rater just failed
             if bar is not None:
@@ -176,7 +213,8 @@ def _score_all(rater: Any, sources: list, edits: list[Perturbation], db: Store, 
 
 
 def _score_batch(rater: Any, batch: list[_Loaded], edits: list[Perturbation], db: Store,
-                 done: set[tuple[str, str]], *, dev: torch.device, seed: int) -> None:
+                 done: set[tuple[str, str]], *, dev: torch.device, seed: int,
+                 annotator: Annotator | None, max_missing_face: float) -> None:
     traits = rater.trait_names
     ready: list[tuple[Clip, torch.Tensor]] = []
     for item in batch:
@@ -202,33 +240,51 @@ def _score_batch(rater: Any, batch: list[_Loaded], edits: list[Perturbation], db
             db.add_scores(cid, condition, traits, row)
 
     score(ORIGINAL, [(c.id, f) for c, f in ready if (c.id, ORIGINAL) not in done])
+    annotations: dict[str, Any] = {}
+    for clip, _ in ready:
+        # Annotate only clips that still have an edit to score that needs it (a resumed run
+        # whose edits are all scored does no annotation work at all).
+        if annotator is not None and any(e.requires and (clip.id, e.name) not in done for e in edits):
+            annotations[clip.id] = annotator.annotate_clip(clip)
     for edit in edits:
         items = []
         for clip, frames in ready:
             if (clip.id, edit.name) in done:
                 continue
-            rng = np.random.default_rng(clip_seed(seed, clip.id, edit.name))
-            try:
-                items.append((clip.id, edit(frames, None, rng=rng).frames))
-            except NotApplicable as exc:
-                db.add_skipped(clip.id, edit.name, exc.reason)
+            items.append((clip.id, _apply(edit, clip, frames, annotations.get(clip.id), seed,
+                                          max_missing_face)))
+            if isinstance(items[-1][1], str):
+                db.add_skipped(clip.id, edit.name, items.pop()[1])
         score(edit.name, items)
 
 
+def _apply(edit: Perturbation, clip: Clip, frames: torch.Tensor, annotations: Any, seed: int,
+           max_missing_face: float) -> torch.Tensor | str:
+    """The edited frames, or the reason the edit does not apply to this clip."""
+    rng = np.random.default_rng(clip_seed(seed, clip.id, edit.name))
+    try:
+        return edit(frames, annotations, rng=rng, max_missing_face=max_missing_face).frames
+    except NotApplicable as exc:
+        return exc.reason
+
+
 def _judge(db: Store, *, rater_identity: Mapping[str, Any], traits: Sequence[str], sources: list,
-           edits: list[Perturbation], margins: Mapping[str, float], alpha: float, correction: str,
+           edits: list[Perturbation], contrasts: Sequence[tuple[str, str]],
+           margins: Mapping[str, float], alpha: float, correction: str,
            config: Mapping[str, Any]) -> AuditResult:
     ids = {s.id for s in sources}
+    arms = [(ORIGINAL, e.name, e.name) for e in edits]
+    arms += [(b, a, contrast_name(a, b)) for a, b in contrasts]  # a − b per clip
     tests = []
-    for edit in edits:
+    for base, arm, label in arms:
         for trait in traits:
-            before = db.scores(ORIGINAL, trait)
-            after = db.scores(edit.name, trait)
+            before = db.scores(base, trait)
+            after = db.scores(arm, trait)
             paired = sorted(ids & before.keys() & after.keys())
             tests.append(stats.paired_shift_test(
                 np.array([before[c] for c in paired], dtype=float),
                 np.array([after[c] for c in paired], dtype=float),
-                margin=margins[trait], alpha=alpha, perturbation=edit.name, trait=trait))
+                margin=margins[trait], alpha=alpha, perturbation=label, trait=trait))
     tests = stats.correct(tests, method=correction)
     conditions = {e.name for e in edits}
     skipped_rows = [r for r in db.skipped() if r[0] in ids]
@@ -249,17 +305,21 @@ def _judge(db: Store, *, rater_identity: Mapping[str, Any], traits: Sequence[str
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat())
 
 
-def preview(clip: Clip, edits: Sequence[Perturbation], *, seed: int = 0) -> dict[str, np.ndarray]:
+def preview(clip: Clip, edits: Sequence[Perturbation], *, seed: int = 0,
+            annotator: Annotator | None = None,
+            max_missing_face: float = DEFAULT_MAX_MISSING_FACE) -> dict[str, np.ndarray]:
     """Original | edited middle frame for each edit, exactly as the audit edited that clip."""
     frames = torch.from_numpy(clip.frames)
     middle = clip.num_frames // 2
+    annotations = None
+    if any(e.requires for e in edits):
+        annotations = (annotator or Annotator()).annotate_clip(clip)
     out = {}
     for edit in edits:
-        rng = np.random.default_rng(clip_seed(seed, clip.id, edit.name))
-        try:
-            edited = edit(frames, None, rng=rng).frames[middle].numpy()
-        except NotApplicable:
+        edited = _apply(edit, clip, frames, annotations, seed, max_missing_face)
+        if isinstance(edited, str):
             continue
+        edited = edited[middle].numpy()
         gap = np.full((clip.frames.shape[1], 4, 3), 255, np.uint8)
         out[edit.name] = np.concatenate([clip.frames[middle], gap, edited], axis=1)
     return out

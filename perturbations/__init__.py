@@ -1,8 +1,8 @@
 """Counterfactual edits of interview clips. ``get(name)`` and ``available()`` are the registry."""
 
-from .base import (Edit, NotApplicable, Perturbation, as_frames, available, clip_seed, families,
-                   get, register, resolve)
-from . import lighting  # noqa: F401  (registers the lighting family)
+from .base import (DEFAULT_MAX_MISSING_FACE, Edit, NotApplicable, Perturbation, as_frames,
+                   available, clip_seed, families, get, register, resolve)
+from . import glasses, lighting  # noqa: F401  (each module registers its family)
 
-__all__ = ["Edit", "NotApplicable", "Perturbation", "as_frames", "available", "clip_seed",
-           "families", "get", "register", "resolve"]
+__all__ = ["DEFAULT_MAX_MISSING_FACE", "Edit", "NotApplicable", "Perturbation", "as_frames",
+           "available", "clip_seed", "families", "get", "register", "resolve"]

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
+
+
+DEFAULT_MAX_MISSING_FACE = 0.5  # a face edit needs a face in at least half of the frames
 
 
 class NotApplicable(Exception):
@@ -64,7 +68,9 @@ def clip_seed(seed: int, clip_id: str, name: str) -> int:
 
 class Perturbation(ABC):
     """A named counterfactual edit. Subclasses set ``name``, ``family``, ``description``, and
-    ``requires`` (annotation kinds they need, e.g. ``{"face"}``) and implement ``transform``."""
+    ``requires`` (annotation kinds they need: ``"face"`` for landmarks, ``"mask"`` for the person
+    mask) and implement ``transform``. An edit that requires a face raises :class:`NotApplicable`
+    when the face is missing in more than ``max_missing_face`` of the frames."""
 
     name: str = ""
     family: str = ""
@@ -81,8 +87,21 @@ class Perturbation(ABC):
         """Return new uint8 frames; never write into ``frames``."""
 
     def __call__(self, frames: torch.Tensor | np.ndarray, annotations: Any = None, *,
-                 rng: np.random.Generator | None = None, seed: int | None = None) -> Edit:
+                 rng: np.random.Generator | None = None, seed: int | None = None,
+                 max_missing_face: float = DEFAULT_MAX_MISSING_FACE) -> Edit:
         frames = as_frames(frames)
+        if self.requires:
+            if annotations is None:
+                raise ValueError(f"{self.name} needs annotations ({', '.join(sorted(self.requires))}); "
+                                 "get them from perturbations.annotate.Annotator")
+            if tuple(annotations.mask.shape) != tuple(frames.shape[:3]):
+                raise ValueError(f"{self.name}: annotations are for frames of shape "
+                                 f"{tuple(annotations.mask.shape)}, not {tuple(frames.shape[:3])}")
+            annotations = annotations.to(frames.device)
+            if "face" in self.requires:
+                problem = annotations.face_problem(max_missing_face)
+                if problem:
+                    raise NotApplicable(problem)
         if rng is None:
             rng = np.random.default_rng(0 if seed is None else seed)
         params = self.make_params(frames, annotations, rng)
@@ -96,35 +115,47 @@ class Perturbation(ABC):
         return f"<Perturbation {self.name}>"
 
 
-_REGISTRY: dict[str, Callable[[], Perturbation]] = {}
+_REGISTRY: dict[str, Callable[..., Perturbation]] = {}
+_EXPLICIT_ONLY: set[str] = set()
 
 
-def register(name: str, factory: Callable[[], Perturbation]) -> None:
+def register(name: str, factory: Callable[..., Perturbation], *, in_family: bool = True) -> None:
+    """Add an edit. ``in_family=False``: a bare family name does not expand to it (it needs
+    options the user must give, such as a folder of images)."""
     if ":" not in name:
         raise ValueError(f"perturbation names are 'family:variant', got {name!r}")
     if name in _REGISTRY:
         raise ValueError(f"perturbation {name!r} is already registered")
     _REGISTRY[name] = factory
+    if not in_family:
+        _EXPLICIT_ONLY.add(name)
 
 
 def available(family: str | None = None) -> list[str]:
-    return sorted(n for n in _REGISTRY if family is None or n.split(":")[0] == family)
+    """Registered names; with ``family``, the variants a bare family name expands to."""
+    if family is None:
+        return sorted(_REGISTRY)
+    return sorted(n for n in _REGISTRY if n.split(":")[0] == family and n not in _EXPLICIT_ONLY)
 
 
 def families() -> list[str]:
     return sorted({n.split(":")[0] for n in _REGISTRY})
 
 
-def get(name: str) -> Perturbation:
+def get(name: str, **options: Any) -> Perturbation:
+    """An instance of a registered edit. ``options`` (e.g. ``scenes_dir``) reach the factories
+    that take them and are ignored by the others."""
     try:
-        return _REGISTRY[name]()
+        factory = _REGISTRY[name]
     except KeyError:
         close = difflib.get_close_matches(name, list(_REGISTRY) + families(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"unknown perturbation {name!r}{hint} (available: {', '.join(available())})") from None
+    accepted = inspect.signature(factory).parameters
+    return factory(**{k: v for k, v in options.items() if k in accepted})
 
 
-def resolve(spec: str | list[str] | tuple[str, ...]) -> list[Perturbation]:
+def resolve(spec: str | list[str] | tuple[str, ...], **options: Any) -> list[Perturbation]:
     """``"lighting:dim,glasses"`` → instances; a bare family name expands to all its variants."""
     names = spec.split(",") if isinstance(spec, str) else list(spec)
     out: dict[str, Perturbation] = {}
@@ -136,7 +167,8 @@ def resolve(spec: str | list[str] | tuple[str, ...]) -> list[Perturbation]:
         if not expanded:
             get(name)  # raises the helpful KeyError
         for n in expanded:
-            out.setdefault(n, get(n))
+            if n not in out:
+                out[n] = get(n, **options)
     if not out:
         raise KeyError("no perturbation named (available: " + ", ".join(available()) + ")")
     return list(out.values())

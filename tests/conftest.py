@@ -63,3 +63,28 @@ def frames() -> torch.Tensor:
     clip[:, 10:30, 20:40] = 230
     clip += rng.normal(0, 6, clip.shape).astype(np.float32)
     return torch.from_numpy(np.clip(clip, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="session")
+def annotator(tmp_path_factory: pytest.TempPathFactory):
+    from perturbations.annotate import Annotator
+
+    return Annotator(tmp_path_factory.mktemp("annotations"))
+
+
+@pytest.fixture(scope="session")
+def annotated_samples(sample_dir, annotator):
+    """(clip, annotations) for every sample clip at 6 frames: real faces, real MediaPipe."""
+    from auditkit.clips import discover
+
+    clips = [s.read(num_frames=6) for s in discover(sample_dir)]
+    return [(c, annotator.annotate_clip(c)) for c in clips]
+
+
+@pytest.fixture(scope="session")
+def face_mesh():
+    import mediapipe as mp
+
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                         refine_landmarks=True) as mesh:
+        yield mesh

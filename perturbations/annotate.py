@@ -1,0 +1,215 @@
+"""Per-frame annotations every face and background edit reuses: a person mask (MediaPipe selfie
+segmentation), 478 face landmarks with irises (MediaPipe face mesh) and a face box.
+
+Annotation is the expensive part of an audit on a CPU, so it runs once per clip and is cached on
+disk, keyed by the clip's content hash, the sampled frame geometry and ``ANNOTATOR_VERSION``. A
+frame without a face is a recorded state (``face_found`` false), not an exception: short gaps are
+bridged by interpolating the landmarks, and an edit that needs a face decides from
+``missing_faces`` whether the clip has enough of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ANNOTATOR_VERSION = 1
+NUM_LANDMARKS = 478
+
+# Landmark indices of the face mesh (subject's own left/right).
+RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER = 33, 133, 362, 263
+RIGHT_IRIS, LEFT_IRIS = 468, 473
+NOSE_BRIDGE, NOSE_BRIDGE_LOW = 168, 6
+RIGHT_TEMPLE, LEFT_TEMPLE = 127, 356
+FOREHEAD, CHIN = 10, 152
+# The face oval in order around the face (from mediapipe's FACEMESH_FACE_OVAL, starting at the
+# forehead and going clockwise in the image), so it can be drawn as a polygon.
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
+             377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+
+
+@dataclass(frozen=True, eq=False)
+class Annotations:
+    """``mask``: float32 ``[T, H, W]`` person probability in [0, 1] (temporally smoothed);
+    ``landmarks``: float32 ``[T, 478, 3]`` pixel x, y and depth z (in pixels, as x), bridged over
+    gaps, NaN when the clip has no face at all; ``face_found``: bool ``[T]``, the raw detections;
+    ``face_box``: float32 ``[T, 4]`` x0, y0, x1, y1 in pixels."""
+
+    mask: torch.Tensor
+    landmarks: torch.Tensor
+    face_found: torch.Tensor
+    face_box: torch.Tensor
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.mask.shape[0])
+
+    @property
+    def missing_faces(self) -> int:
+        return int((~self.face_found).sum())
+
+    @property
+    def has_landmarks(self) -> bool:
+        return bool(torch.isfinite(self.landmarks).all())
+
+    def to(self, device: torch.device | str) -> "Annotations":
+        return Annotations(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    def face_problem(self, max_missing: float) -> str | None:
+        """Why a face edit cannot apply, or None: the face is missing in too many frames."""
+        missing, total = self.missing_faces, self.num_frames
+        if missing == total or missing > max_missing * total or not self.has_landmarks:
+            return f"no face found in {missing} of {total} frames"
+        return None
+
+
+def smooth_time(x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """A [1, 2, 1]/4 filter along the first axis, over valid frames only (edges renormalised).
+    Light on purpose: sampled frames are far apart in time, and heavier smoothing would lag."""
+    w = np.ones(len(x), np.float32) if valid is None else valid.astype(np.float32)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    wx = x * w.reshape(shape)
+    num = 2 * wx
+    den = 2 * w
+    num[1:] += wx[:-1]
+    num[:-1] += wx[1:]
+    den[1:] += w[:-1]
+    den[:-1] += w[1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den.reshape(shape)
+    return np.where(den.reshape(shape) > 0, out, x).astype(x.dtype)
+
+
+def bridge_gaps(points: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Fill frames without a detection: linear interpolation between detections, the nearest
+    detection before the first and after the last. All NaN when nothing was found."""
+    out = points.copy()
+    idx = np.flatnonzero(found)
+    if idx.size == 0:
+        out[:] = np.nan
+        return out
+    t = np.arange(len(points))
+    flat = points[idx].reshape(idx.size, -1)
+    filled = np.stack([np.interp(t, idx, flat[:, j]) for j in range(flat.shape[1])], axis=1)
+    return filled.reshape(points.shape).astype(points.dtype)
+
+
+def face_boxes(landmarks: np.ndarray) -> np.ndarray:
+    """(x0, y0, x1, y1) around each frame's landmarks; NaN for a clip without a face."""
+    xy = landmarks[..., :2]
+    if not np.isfinite(xy).all():
+        return np.full((len(xy), 4), np.nan, np.float32)
+    return np.concatenate([xy.min(axis=1), xy.max(axis=1)], axis=1).astype(np.float32)
+
+
+class Annotator:
+    """Runs MediaPipe once per clip and caches the result. ``stats`` counts frames annotated and
+    clips served from the cache, so callers can see that a re-run did no annotation work."""
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None, *, use_cache: bool = True) -> None:
+        if cache_dir is None:
+            from auditkit.samples import cache_root
+
+            cache_dir = cache_root() / "annotations"
+        self.cache_dir = Path(cache_dir)
+        self.use_cache = use_cache
+        self.stats = {"frames_annotated": 0, "clips_annotated": 0, "clips_cached": 0}
+        self._mesh = self._seg = None
+
+    def _models(self):
+        if self._mesh is None:
+            import mediapipe as mp
+
+            # Static mode: sampled frames are far apart, so tracking between them does not help,
+            # and per-frame detection keeps a frame's result independent of its neighbours.
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                min_detection_confidence=0.5)
+            self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
+        return self._mesh, self._seg
+
+    def close(self) -> None:
+        for model in (self._mesh, self._seg):
+            if model is not None:
+                model.close()
+        self._mesh = self._seg = None
+
+    def key(self, content_hash: str, frames: np.ndarray) -> str:
+        t, h, w = frames.shape[:3]
+        text = f"{content_hash}:{t}x{h}x{w}:v{ANNOTATOR_VERSION}"
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+    def annotate_clip(self, clip: Any) -> Annotations:
+        """Annotations of a :class:`auditkit.clips.Clip`, from the cache when possible."""
+        return self.annotate(clip.frames, content_hash=clip.content_hash)
+
+    def annotate(self, frames: np.ndarray, *, content_hash: str | None = None) -> Annotations:
+        frames = np.ascontiguousarray(frames)
+        if content_hash is None:
+            content_hash = hashlib.sha256(frames.tobytes()).hexdigest()
+        path = self.cache_dir / f"{self.key(content_hash, frames)}.npz"
+        if self.use_cache and path.is_file():
+            try:
+                cached = _load(path)
+                self.stats["clips_cached"] += 1
+                return cached
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache entry is recomputed, never trusted
+        result = self._compute(frames)
+        if self.use_cache:
+            _save(path, result)
+        return result
+
+    def _compute(self, frames: np.ndarray) -> Annotations:
+        mesh, seg = self._models()
+        t, h, w = frames.shape[:3]
+        masks = np.zeros((t, h, w), np.float32)
+        points = np.zeros((t, NUM_LANDMARKS, 3), np.float32)
+        found = np.zeros(t, bool)
+        scale = np.array([w, h, w], np.float32)
+        for i, frame in enumerate(frames):
+            masks[i] = seg.process(frame).segmentation_mask
+            faces = mesh.process(frame).multi_face_landmarks
+            if faces:
+                lm = faces[0].landmark
+                points[i] = np.array([(p.x, p.y, p.z) for p in lm], np.float32) * scale
+                found[i] = True
+        self.stats["frames_annotated"] += t
+        self.stats["clips_annotated"] += 1
+        landmarks = smooth_time(bridge_gaps(points, found))
+        # 8-bit steps, as the cache stores them, so a cold and a warm run edit identical pixels.
+        mask = np.round(np.clip(smooth_time(masks), 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
+        return Annotations(mask=torch.from_numpy(mask), landmarks=torch.from_numpy(landmarks),
+                           face_found=torch.from_numpy(found),
+                           face_box=torch.from_numpy(face_boxes(landmarks)))
+
+
+def _save(path: Path, a: Annotations) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")  # .npz: numpy appends nothing
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, mask=np.round(a.mask.numpy() * 255).astype(np.uint8),
+                            landmarks=a.landmarks.numpy(), face_found=a.face_found.numpy(),
+                            face_box=a.face_box.numpy(), version=ANNOTATOR_VERSION)
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load(path: Path) -> Annotations:
+    with np.load(path, allow_pickle=False) as data:
+        if int(data["version"]) != ANNOTATOR_VERSION:
+            raise ValueError("annotator version changed")
+        return Annotations(mask=torch.from_numpy(data["mask"].astype(np.float32) / 255.0),
+                           landmarks=torch.from_numpy(data["landmarks"]),
+                           face_found=torch.from_numpy(data["face_found"]),
+                           face_box=torch.from_numpy(data["face_box"]))
