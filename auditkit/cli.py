@@ -1,4 +1,5 @@
-"""``auditkit run | demo``. Exit codes: 0 no test says shift, 1 a test says shift, 2 bad input."""
+"""``auditkit run | demo | perturb``. Exit codes: 0 no test says shift, 1 a test says shift,
+2 bad input."""
 
 from __future__ import annotations
 
@@ -35,6 +36,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--correction", choices=("holm", "bh", "bonferroni", "none"),
                      help="multiple-testing correction across all tests (default holm)")
     run.add_argument("--batch-size", type=int, help="clips per rater call (default 4)")
+    run.add_argument("--contrast", action="append", metavar="'A vs B'",
+                     help="also compare two edits directly, e.g. 'background:bookshelf vs "
+                          "background:plain' (repeatable)")
+    run.add_argument("--scenes", metavar="DIR", help="folder of background images for background:user")
+    run.add_argument("--max-missing-face", type=float, metavar="FRACTION",
+                     help="face edits skip a clip whose face is missing in more than this share "
+                          "of frames (default 0.5)")
+
+    perturb = sub.add_parser("perturb", help="preview edits on one clip (original | edited)",
+                             description="Apply edits to one video and write original and edited "
+                                         "side by side: a PNG of the middle frame (one row per "
+                                         "edit) or an MP4 of every sampled frame.")
+    perturb.add_argument("--clip", required=True, help="a video file")
+    perturb.add_argument("--perturb", required=True, metavar="NAME[,NAME...]", help="edits to show")
+    perturb.add_argument("--out", required=True, help="preview.png or preview.mp4")
+    perturb.add_argument("--frames", type=int, default=16, help="frames to sample (default 16)")
+    perturb.add_argument("--scenes", metavar="DIR", help="folder of background images for background:user")
+    perturb.add_argument("--seed", type=int, default=0, help="seed of the edits (default 0)")
 
     demo = sub.add_parser("demo", help="audit the built-in appearance rater on the sample clips",
                           description="Run a whole audit on the sample clips in a few minutes on a CPU.")
@@ -56,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "perturb":
+            return _perturb(args)
     except AuditkitError as exc:
         print(f"auditkit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -75,7 +96,22 @@ def _config(args: argparse.Namespace):
                          perturbations=perturb, out=args.out, device=args.device, seed=args.seed,
                          margin=getattr(args, "margin", None), alpha=getattr(args, "alpha", None),
                          correction=getattr(args, "correction", None),
-                         batch_size=getattr(args, "batch_size", None))
+                         batch_size=getattr(args, "batch_size", None),
+                         contrasts=_contrasts(getattr(args, "contrast", None)),
+                         scenes_dir=getattr(args, "scenes", None),
+                         max_missing_face=getattr(args, "max_missing_face", None))
+
+
+def _contrasts(values: Sequence[str] | None) -> tuple[tuple[str, str], ...] | None:
+    if not values:
+        return None
+    out = []
+    for value in values:
+        parts = [p.strip() for p in value.split(" vs ")]
+        if len(parts) != 2 or not all(parts):
+            raise AuditkitError(f"--contrast {value!r}: write two edits as 'A vs B'")
+        out.append((parts[0], parts[1]))
+    return tuple(out)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -118,11 +154,13 @@ def execute(config, *, quiet: bool = False) -> int:
         raise AuditkitError(f"{out}: cannot write the output folder ({exc.strerror})") from None
     clips_dir = Path(config.clips) if config.clips else sample_clips()
     sources = discover(clips_dir)
-    edits = _resolve_perturbations(list(config.perturbations))
+    edits = _resolve_perturbations(list(config.perturbations), scenes_dir=config.scenes_dir)
     result = run_audit(config.rater, sources, edits, margin=config.margin, alpha=config.alpha,
                        correction=config.correction, batch_size=config.batch_size,
                        device=config.device, seed=config.seed, max_side=config.max_side,
                        store=out / "results.sqlite", progress=not quiet,
+                       contrasts=config.contrasts, scenes_dir=config.scenes_dir,
+                       max_missing_face=config.max_missing_face,
                        config={"rater": config.rater, "clips": str(clips_dir)})
 
     previews = {}
@@ -132,7 +170,9 @@ def execute(config, *, quiet: bool = False) -> int:
 
         frames = result.rater["input"]["frames"]
         (out / "previews").mkdir(exist_ok=True)
-        for name, image in preview(first.read(frames, config.max_side), edits, seed=config.seed).items():
+        shown = preview(first.read(frames, config.max_side), edits, seed=config.seed,
+                        max_missing_face=config.max_missing_face)
+        for name, image in shown.items():
             path = out / "previews" / f"{name.replace(':', '_')}.png"
             cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             previews[name] = path
@@ -141,6 +181,55 @@ def execute(config, *, quiet: bool = False) -> int:
     print(render_text(result))
     print(f"\nwrote {out / 'audit.json'}, {out / 'report.html'}, {out / 'results.sqlite'}")
     return EXIT_SHIFT if result.any_shift else EXIT_OK
+
+
+def _perturb(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+    import torch
+
+    from .clips import read_video
+    from .engine import _apply, _resolve_perturbations
+    from .errors import ClipError
+    from .samples import write_video
+    from perturbations.annotate import Annotator
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".mp4"):
+        raise AuditkitError(f"--out {out}: give a .png (middle frame) or .mp4 (all frames) file")
+    if args.frames < 1:
+        raise AuditkitError(f"--frames must be >= 1, got {args.frames}")
+    try:
+        clip = read_video(args.clip, num_frames=args.frames)
+    except ClipError as exc:
+        raise AuditkitError(str(exc)) from None
+    edits = _resolve_perturbations(args.perturb, scenes_dir=args.scenes)
+    frames = torch.from_numpy(clip.frames)
+    annotations = Annotator().annotate_clip(clip) if any(e.requires for e in edits) else None
+    edited = {}
+    for edit in edits:
+        result = _apply(edit, clip, frames, annotations, args.seed, 0.5)
+        if isinstance(result, str):
+            raise AuditkitError(f"{edit.name} does not apply to {args.clip}: {result}")
+        edited[edit.name] = result.numpy()
+    gap = lambda n: np.full((clip.num_frames, clip.frames.shape[1], n, 3), 255, np.uint8)  # noqa: E731
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".png":
+        mid = clip.num_frames // 2
+        rows = [np.concatenate([clip.frames[mid], gap(4)[0], e[mid]], axis=1) for e in edited.values()]
+        sheet = np.concatenate([np.concatenate([r, np.full((4, r.shape[1], 3), 255, np.uint8)])
+                                for r in rows])[:-4]
+        if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+            raise AuditkitError(f"--out {out}: could not write the image")
+    else:
+        tiles = [clip.frames]
+        for e in edited.values():
+            tiles += [gap(4), e]
+        video = np.concatenate(tiles, axis=2)
+        video = video[:, : video.shape[1] // 2 * 2, : video.shape[2] // 2 * 2]
+        write_video(out, np.ascontiguousarray(video), fps=min(clip.fps, 8.0))
+    print(f"wrote {out}: original | {' | '.join(edited)}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

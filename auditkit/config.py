@@ -32,6 +32,9 @@ class AuditConfig:
     seed: int = 0
     device: str = "auto"
     out: str | None = None
+    contrasts: tuple[tuple[str, str], ...] = ()   # pairs of edits compared directly
+    scenes_dir: str | None = None                 # images for background:user
+    max_missing_face: float = 0.5
     source: str = field(default="", compare=False)  # where it was read from, for messages
 
     def __post_init__(self) -> None:
@@ -47,7 +50,17 @@ class AuditConfig:
                 isinstance(p, str) and p for p in self.perturbations) or not self.perturbations:
             raise bad("perturbations", "must be a non-empty list of names")
         object.__setattr__(self, "perturbations", tuple(self.perturbations))
-        for key in ("rater", "clips", "out"):
+        contrasts = self.contrasts
+        if not isinstance(contrasts, (list, tuple)) or not all(
+                isinstance(c, (list, tuple)) and len(c) == 2 and all(isinstance(x, str) and x for x in c)
+                for c in contrasts):
+            raise bad("contrasts", "must be a list of [edit, edit] pairs, e.g. "
+                                   "[[\"background:bookshelf\", \"background:plain\"]]")
+        object.__setattr__(self, "contrasts", tuple(tuple(c) for c in contrasts))
+        m = self.max_missing_face
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
+            raise bad("max_missing_face", f"must be a number in [0, 1), got {m!r}")
+        for key in ("rater", "clips", "out", "scenes_dir"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value):
                 raise bad(key, f"must be a non-empty string, got {value!r}")
@@ -101,7 +114,7 @@ class AuditConfig:
         # Relative paths in a config file are relative to that file, not to the shell.
         base = path.parent
         updates = {}
-        for key in ("clips", "out"):
+        for key in ("clips", "out", "scenes_dir"):
             value = getattr(config, key)
             if value and not Path(value).is_absolute():
                 updates[key] = str(base / value)
@@ -137,4 +150,5 @@ class AuditConfig:
         out = asdict(self)
         out.pop("source")
         out["perturbations"] = list(self.perturbations)
+        out["contrasts"] = [list(c) for c in self.contrasts]
         return out

@@ -24,7 +24,7 @@ from perturbations.annotate import Annotator
 
 from . import stats
 from .clips import Clip, ClipSource, as_sources, sample_indices
-from .errors import AuditkitError, ClipError, ConfigError
+from .errors import ClipError, ConfigError
 from .raters import check_scores, load_rater, rater_identity
 from .result import AuditResult, Skipped
 from .store import ORIGINAL, Store

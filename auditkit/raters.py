@@ -8,6 +8,7 @@ resized to ``input.size``), returning ``[B, K]`` scores, K = ``len(trait_names)`
 
 * ``builtin:appearance`` / ``builtin:constant`` — reference raters shipped with auditkit;
 * ``path/model.pt`` or ``.ts`` — a TorchScript file (metadata in the extra file ``auditkit.json``);
+* ``path/model.pt``, ``.pth`` or ``.ckpt`` holding a ``models.train`` checkpoint;
 * ``path/model.onnx`` — an ONNX model run by onnxruntime (metadata in ``metadata_props``);
 * ``path/file.py:name`` or ``package.module:name`` — a factory returning a rater or an ``nn.Module``.
 """
@@ -218,6 +219,20 @@ def _load_torchscript(path: Path) -> TorchRater:
                       identity=_file_hash(path))
 
 
+def _is_torchscript(path: Path) -> bool:
+    from models.checkpoint import is_torchscript
+
+    return is_torchscript(path)
+
+
+def _load_checkpoint(path: Path) -> TorchRater:
+    """A training checkpoint of ``models.train`` (read with ``weights_only=True``)."""
+    from models.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(path)
+    return TorchRater(model, model.trait_names, model.input, name=str(path), identity=_file_hash(path))
+
+
 def _load_factory(spec: str) -> Any:
     target, _, attr = spec.rpartition(":")
     if not target or not attr.isidentifier():
@@ -258,7 +273,9 @@ def _load_factory(spec: str) -> Any:
 def as_rater(obj: Any, *, name: str = "rater") -> Any:
     """Accept a ready rater, or wrap an ``nn.Module`` with default metadata."""
     if isinstance(obj, nn.Module):
-        return TorchRater(obj, name=name)
+        # A module that declares its traits and input (models.OceanRegressor does) keeps them.
+        return TorchRater(obj, tuple(getattr(obj, "trait_names", OCEAN)),
+                          getattr(obj, "input", None) or InputSpec(), name=name)
     missing = [a for a in ("trait_names", "input") if not hasattr(obj, a)]
     if missing or not callable(obj):
         what = "callable" if not callable(obj) else f"attribute(s) {', '.join(missing)}"
@@ -292,10 +309,15 @@ def load_rater(spec: str | Any, *, device: str | torch.device = "cpu") -> Any:
     else:
         path = Path(spec)
         suffix = path.suffix.lower()
-        if suffix in (".pt", ".ts", ".pth", ".onnx") and ":" not in path.name:
+        if suffix in (".pt", ".ts", ".pth", ".ckpt", ".onnx") and ":" not in path.name:
             if not path.is_file():
                 raise RaterError(f"rater {spec!r}: file does not exist")
-            rater = OnnxRater(path, str(device)) if suffix == ".onnx" else _load_torchscript(path)
+            if suffix == ".onnx":
+                rater = OnnxRater(path, str(device))
+            elif suffix == ".ts" or _is_torchscript(path):
+                rater = _load_torchscript(path)
+            else:
+                rater = _load_checkpoint(path)
         elif ":" in spec:
             rater = as_rater(_load_factory(spec), name=spec)
         else:

@@ -77,8 +77,10 @@ def _face_box(image: np.ndarray) -> tuple[float, float, float, float]:
     """(cx, cy, w, h) of the most confident face, in pixels."""
     import mediapipe as mp
 
-    with mp.solutions.face_detection.FaceDetection(model_selection=1,
-                                                   min_detection_confidence=0.5) as det:
+    from perturbations.annotate import quiet_stderr
+
+    with quiet_stderr(), mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=0.5) as det:
         found = det.process(image).detections
     if not found:
         raise RuntimeError("no face found in a sample portrait")

@@ -3,9 +3,10 @@
 One trait's scores on the same clips before and after an edit give differences
 ``d = after - before``. *invariant* needs a positive proof of equivalence within
 ``±margin`` (TOST), because a non-significant test alone only says the data were too few; a
-*shift* is a significant paired t-test that is not proven smaller than the margin. Every degenerate input (no clips, constant differences, a rater that
-ignores the edit) yields a defined, conservative result instead of NaN, a warning or a crash:
-an audit of many cells must never abort because one cell is odd.
+*shift* is a significant paired t-test that is not proven smaller than the margin. Every
+degenerate input (no clips, constant differences, a rater that ignores the edit) yields a
+defined, conservative result instead of NaN, a warning or a crash: an audit of many cells must
+never abort because one cell is odd.
 """
 
 from __future__ import annotations

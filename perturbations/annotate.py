@@ -10,8 +10,10 @@ bridged by interpolating the landmarks, and an edit that needs a face decides fr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -68,6 +70,27 @@ class Annotations:
         if missing == total or missing > max_missing * total or not self.has_landmarks:
             return f"no face found in {missing} of {total} frames"
         return None
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence file descriptor 2 while MediaPipe builds and runs its graphs: its C++ side logs
+    info and warnings there before any logging setup can reach it, and a user of the command
+    line should see auditkit's messages, not those. Python exceptions are unaffected."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (some embedded interpreters): nothing to hide
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def smooth_time(x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -168,6 +191,10 @@ class Annotator:
         return result
 
     def _compute(self, frames: np.ndarray) -> Annotations:
+        with quiet_stderr():
+            return self._compute_frames(frames)
+
+    def _compute_frames(self, frames: np.ndarray) -> Annotations:
         mesh, seg = self._models()
         t, h, w = frames.shape[:3]
         masks = np.zeros((t, h, w), np.float32)

@@ -5,7 +5,6 @@ import sqlite3
 
 import numpy as np
 import pytest
-import torch
 
 from auditkit import run_audit
 from auditkit.clips import Clip, discover
@@ -159,3 +158,64 @@ def test_store_export_rows(tmp_path, sample_dir, constant_rater_path):
     with Store(db) as store:
         rows = list(store.export_rows())
     assert len(rows) == 12 * 2 * 5 and rows[0][3] == pytest.approx(0.5)
+
+
+def _clips_with_a_faceless_one(sample_dir):
+    sources = discover(sample_dir)[:5]
+    clips = [s.read(num_frames=SMALL.frames) for s in sources]
+    faceless = clips[0].frames.copy()
+    faceless[1:] = 100  # the face is in one frame of four
+    clips.append(Clip.from_frames("faceless", faceless))
+    return clips
+
+
+def test_faceless_clip_skips_face_edits_but_not_background_or_lighting(sample_dir, brightness_rater_path,
+                                                                        tmp_path):
+    from perturbations.annotate import Annotator
+
+    clips = _clips_with_a_faceless_one(sample_dir)
+    result = run_audit(str(brightness_rater_path), clips,
+                       ["glasses:thick", "background:plain", "lighting:dim"],
+                       annotator=Annotator(tmp_path))
+    assert [(s.clip, s.perturbation, s.reason) for s in result.skipped] == [
+        ("faceless", "glasses:thick", "no face found in 3 of 4 frames")]
+    assert result.test("glasses:thick", "openness").n == 5
+    assert result.test("background:plain", "openness").n == 6
+    assert result.test("lighting:dim", "openness").n == 6
+    # The threshold is the user's: a looser one lets the bridged landmarks carry the glasses.
+    loose = run_audit(str(brightness_rater_path), clips, ["glasses:thick"], max_missing_face=0.8,
+                      annotator=Annotator(tmp_path))
+    assert not loose.skipped and loose.test("glasses:thick", "openness").n == 6
+
+
+def test_second_run_does_no_annotation_work(sample_dir, constant_rater_path, tmp_path):
+    from perturbations.annotate import Annotator
+
+    edits = ["glasses:thin", "background:office"]
+    cold = Annotator(tmp_path / "cache")
+    first = run_audit(str(constant_rater_path), sample_dir, edits, annotator=cold)
+    assert cold.stats["clips_annotated"] == 12 and cold.stats["frames_annotated"] == 12 * SMALL.frames
+    warm = Annotator(tmp_path / "cache")  # a new process, same cache
+    second = run_audit(str(constant_rater_path), sample_dir, edits, annotator=warm)
+    assert warm.stats == {"frames_annotated": 0, "clips_annotated": 0, "clips_cached": 12}
+    assert second.tests == first.tests
+    resumed = Annotator(tmp_path / "cache")  # a resumed run with everything scored: no lookups
+    run_audit(str(constant_rater_path), sample_dir, edits, annotator=resumed, store=tmp_path / "s.db")
+    run_audit(str(constant_rater_path), sample_dir, edits, annotator=(again := Annotator(tmp_path / "cache")),
+              store=tmp_path / "s.db")
+    assert again.stats["clips_cached"] == 0 and again.stats["clips_annotated"] == 0
+
+
+def test_two_arms_are_contrasted_directly(sample_dir, brightness_rater_path):
+    result = run_audit(str(brightness_rater_path), sample_dir,
+                       ["background:bookshelf", "background:plain", "lighting:dim"],
+                       contrasts=[("background:bookshelf", "background:plain")])
+    name = "background:bookshelf vs background:plain"
+    contrast = result.test(name, "openness")
+    a = result.test("background:bookshelf", "openness").mean_shift
+    b = result.test("background:plain", "openness").mean_shift
+    assert contrast.mean_shift == pytest.approx(a - b, abs=1e-9)
+    assert len(result.tests) == 4 * 5  # three edits and one contrast, five traits each
+    with pytest.raises(ConfigError, match="not among the audited edits"):
+        run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim"],
+                  contrasts=[("lighting:dim", "lighting:bright")])

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import textwrap
 
-import numpy as np
 import pytest
 import torch
 
@@ -78,7 +77,7 @@ def test_bad_specs_name_the_problem(spec, message):
 def test_file_that_is_not_torchscript(tmp_path):
     path = tmp_path / "weights.pt"
     path.write_bytes(b"\x00\x01 not a model")
-    with pytest.raises(RaterError, match=r"weights.pt: not a TorchScript file"):
+    with pytest.raises(RaterError, match=r"weights.pt: not a readable checkpoint"):
         load_rater(str(path))
 
 

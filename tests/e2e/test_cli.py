@@ -139,3 +139,35 @@ def test_demo_runs_the_whole_loop(tmp_path):
     assert "planted-bias control" in proc.stderr
     assert "lighting:dim" in proc.stdout and "SHIFT" in proc.stdout
     assert (tmp_path / "demo" / "report.html").exists()
+
+
+def test_perturb_writes_png_and_mp4_previews(tmp_path, sample_dir):
+    import cv2
+
+    clip = sorted(sample_dir.glob("*.mp4"))[0]
+    png = tmp_path / "preview.png"
+    proc = run("perturb", "--clip", str(clip), "--perturb", "glasses:thick,background:bookshelf",
+               "--out", str(png), "--frames", "4")
+    assert proc.returncode == 0, proc.stderr
+    image = cv2.imread(str(png))
+    original = cv2.VideoCapture(str(clip))
+    ok, first = original.read()
+    assert image.shape[0] == 2 * first.shape[0] + 4 and image.shape[1] == 2 * first.shape[1] + 4
+    mp4 = tmp_path / "preview.mp4"
+    proc = run("perturb", "--clip", str(clip), "--perturb", "lighting:dim", "--out", str(mp4),
+               "--frames", "6")
+    assert proc.returncode == 0, proc.stderr
+    from auditkit.clips import read_video
+
+    video = read_video(mp4, num_frames=6, max_side=2000)
+    assert video.source_frames == 6 and video.size[1] == (2 * first.shape[1] + 4) // 2 * 2
+
+
+def test_perturb_errors(tmp_path, sample_dir):
+    clip = sorted(sample_dir.glob("*.mp4"))[0]
+    assert_one_line_error(run("perturb", "--clip", str(tmp_path / "x.mp4"), "--perturb", "lighting:dim",
+                              "--out", str(tmp_path / "p.png")), "x.mp4", "no such file")
+    assert_one_line_error(run("perturb", "--clip", str(clip), "--perturb", "lighting:dim",
+                              "--out", str(tmp_path / "p.gif")), "give a .png")
+    assert_one_line_error(run("perturb", "--clip", str(clip), "--perturb", "background:user",
+                              "--out", str(tmp_path / "p.png")), "needs a folder of images")
