@@ -1,0 +1,98 @@
+"""``OceanRegressor``: a torchvision image backbone applied per frame, features pooled over time
+(mean, or learned attention over frames), five sigmoid outputs in [0, 1].
+
+Random initialisation by default; a weights file the user provides (an ImageNet state dict for
+the backbone, say) can be loaded — nothing is downloaded. On CUDA it runs channels_last under
+autocast. It is itself a rater: it carries ``trait_names`` and ``input``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from auditkit.errors import RaterError
+from auditkit.raters import OCEAN, InputSpec
+
+BACKBONES = ("resnet18", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0")
+POOLINGS = ("mean", "attention")
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+def make_backbone(name: str) -> tuple[nn.Module, int]:
+    """A torchvision backbone with its classifier removed, and its feature width."""
+    import torchvision.models as tvm
+
+    if name not in BACKBONES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {name!r}")
+    model = getattr(tvm, name)(weights=None)
+    if name == "resnet18":
+        dim = model.fc.in_features
+        model.fc = nn.Identity()
+    else:  # the first linear layer of the classifier reads the pooled features
+        dim = next(m for m in model.classifier if isinstance(m, nn.Linear)).in_features
+        model.classifier = nn.Identity()
+    return model, dim
+
+
+class OceanRegressor(nn.Module):
+    def __init__(self, backbone: str = "resnet18", *, pooling: str = "mean",
+                 traits: Sequence[str] = OCEAN, size: int = 112, frames: int = 8,
+                 weights: str | Path | None = None, dropout: float = 0.2,
+                 compile: bool = False) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        self.config = {"backbone": backbone, "pooling": pooling, "traits": list(traits),
+                       "size": int(size), "frames": int(frames), "dropout": float(dropout)}
+        self.trait_names = tuple(traits)
+        self.input = InputSpec(size=(size, size), frames=frames)
+        self.backbone, dim = make_backbone(backbone)
+        if weights is not None:
+            self.load_backbone_weights(weights)
+        self.attention = nn.Linear(dim, 1) if pooling == "attention" else None
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, len(self.trait_names)))
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        self._features = torch.compile(self.backbone) if compile else self.backbone
+
+    def load_backbone_weights(self, path: str | Path) -> None:
+        """Load a backbone state dict from a file the user provides (safe loader only)."""
+        path = Path(path)
+        if not path.is_file():
+            raise RaterError(f"{path}: backbone weights file does not exist")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises UnpicklingError, RuntimeError...
+            raise RaterError(f"{path}: not a plain state dict of tensors ({str(exc).splitlines()[0]})") from None
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        # Classifier weights of an ImageNet file have no place here; everything else must fit.
+        state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier."))}
+        missing, unexpected = self.backbone.load_state_dict(state, strict=False)
+        if unexpected or missing:
+            raise RaterError(f"{path}: does not fit backbone {self.config['backbone']} "
+                             f"(missing {len(missing)}, unexpected {len(unexpected)} keys)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: float ``[B, T, 3, H, W]`` RGB in [0, 1] → ``[B, K]`` scores in [0, 1]."""
+        b, t = x.shape[:2]
+        frames = ((x.reshape(b * t, *x.shape[2:]) - self.mean) / self.std)
+        if x.is_cuda:
+            frames = frames.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                feats = self._features(frames)
+            feats = feats.float()
+        else:
+            feats = self._features(frames)
+        feats = feats.reshape(b, t, -1)
+        if self.attention is not None:
+            weights = torch.softmax(self.attention(feats), dim=1)
+            pooled = (weights * feats).sum(dim=1)
+        else:
+            pooled = feats.mean(dim=1)
+        return torch.sigmoid(self.head(pooled))
