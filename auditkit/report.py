@@ -76,7 +76,15 @@ code{background:#f3f3f3;padding:0 .2rem}
 """
 
 
-def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None) -> str:
+def comparison_rows(result: AuditResult, baseline: AuditResult) -> list[tuple[ShiftTest, ShiftTest]]:
+    """(baseline test, this test) for every cell both runs have, in this run's order."""
+    index = {(t.perturbation, t.trait): t for t in baseline.tests}
+    return [(index[(t.perturbation, t.trait)], t) for t in result.tests
+            if (t.perturbation, t.trait) in index]
+
+
+def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None, *,
+                baseline: AuditResult | None = None, baseline_label: str = "before") -> str:
     esc = html.escape
     counts = result.counts()
     parts = [
@@ -108,6 +116,20 @@ def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None)
             f"<td>{_p(t.equivalence_p_adjusted)}</td><td>{t.margin:g}</td>"
             f"<td class='l {t.verdict}'>{t.verdict}</td><td class='l'>{esc(note)}</td></tr>")
     parts.append("</table>")
+    if baseline is not None:
+        rows = comparison_rows(result, baseline)
+        flipped = sum(b.verdict != a.verdict for b, a in rows)
+        parts.append(f"<h2>Compared with {esc(baseline_label)} ({flipped} verdict(s) changed)</h2>"
+                     f"<p>{esc(baseline_label)}: rater <code>{esc(str(baseline.rater.get('spec')))}</code>, "
+                     f"created {esc(baseline.created)}.</p>")
+        parts.append(f"<table><tr><th class='l'>perturbation</th><th class='l'>trait</th>"
+                     f"<th>{esc(baseline_label)}: shift</th><th class='l'>verdict</th>"
+                     "<th>now: shift</th><th class='l'>verdict</th></tr>")
+        parts += [f"<tr><td class='l'>{esc(a.perturbation or '')}</td><td class='l'>{esc(a.trait or '')}</td>"
+                  f"<td>{_num(b.mean_shift)}</td><td class='l {b.verdict}'>{b.verdict}</td>"
+                  f"<td>{_num(a.mean_shift)}</td><td class='l {a.verdict}'>{a.verdict}</td></tr>"
+                  for b, a in rows]
+        parts.append("</table>")
     if previews:
         parts.append("<h2>Edits (original | edited)</h2>")
         for name, path in sorted(previews.items()):

@@ -1,5 +1,4 @@
-"""Backgrounds for background-swap edits: generated rooms, the user's own images, and a blurred
-copy of the original.
+"""Backgrounds for background-swap edits: generated rooms and the user's own images.
 
 The generated scenes have to pass for the real thing to a person looking at the edited clip —
 the newsroom experiment this product automates put a real bookshelf behind a real actress — so
@@ -24,13 +23,10 @@ from typing import Callable
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from .base import as_frames
 
 __all__ = ["SCENES", "WALL_PAINTS", "make_scene", "bookshelf_unit", "load_user_scenes",
-           "user_scene", "blurred", "IMAGE_SUFFIXES"]
+           "user_scene", "IMAGE_SUFFIXES"]
 
 # Wall paints as a webcam renders them under room light (a little darker and warmer than the
 # paint chip), so a swapped wall has the exposure of a real one.
@@ -1197,100 +1193,3 @@ def user_scene(path, height: int, width: int) -> np.ndarray:
     y0, x0 = (nh - height) // 2, (nw - width) // 2
     crop = resized[y0:y0 + height, x0:x0 + width]
     return np.ascontiguousarray(crop[..., ::-1])
-
-
-_UNITS = 16        # the blur works in 1/16 grey levels, as integers
-_WEIGHT_SUM = 4096  # Gaussian taps as integers summing to this
-
-
-def _integer_gaussian(sigma: float, radius: int) -> np.ndarray:
-    """Gaussian taps rounded to integers that sum to exactly ``_WEIGHT_SUM``."""
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    g = np.exp(-0.5 * (x / sigma) ** 2)
-    taps = np.round(g / g.sum() * _WEIGHT_SUM)
-    taps[radius] += _WEIGHT_SUM - taps.sum()
-    return taps
-
-
-def _upsample_indices(n_out: int, n_in: int, f: int, device) -> tuple[torch.Tensor, ...]:
-    """Bilinear (half-pixel centres) upsampling by the integer factor ``f`` as two source
-    indices per output and integer weights over ``2f``: output i sits at source coordinate
-    (2i + 1 − f) / 2f."""
-    i = np.arange(n_out)
-    num = 2 * i + 1 - f
-    j0 = np.floor_divide(num, 2 * f)
-    w1 = num - 2 * f * j0  # in [0, 2f)
-    j1 = np.clip(j0 + 1, 0, n_in - 1)
-    j0 = np.clip(j0, 0, n_in - 1)
-    as_t = lambda a, dt: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
-    return as_t(j0, torch.long), as_t(j1, torch.long), as_t(2 * f - w1, torch.float32), as_t(w1, torch.float32)
-
-
-def blurred(frames: torch.Tensor, sigma_frac: float = 0.03) -> torch.Tensor:
-    """The "blurred original" scene: a strongly Gaussian-blurred copy of ``frames`` (uint8
-    [T, H, W, 3], any device), as a video call's background blur shows the same room. Sigma is
-    ``sigma_frac · max(H, W)`` pixels (at least 1.5); separable, reflect-padded at the borders.
-    Returns new uint8 frames on the same device; the input is left alone.
-
-    Two choices keep it fast and exactly reproducible. A blur this wide keeps nothing finer
-    than sigma/4, so it runs at 1/f resolution (f ≈ sigma / 4: a box sum down, bilinear back
-    up, whose own spread is taken off the Gaussian) — about 10× less work on a CPU at 480×640,
-    within a grey level or two of a full-resolution blur. And every step is integer arithmetic
-    carried in floats below 2²⁴, so it is exact: the summation order of a convolution (which
-    changes with the thread count, and between CPU and GPU) cannot flip the rounding of a pixel,
-    and the same frames give the same pixels on any machine."""
-    frames = as_frames(frames)
-    if isinstance(sigma_frac, bool) or not isinstance(sigma_frac, (int, float)) \
-            or not math.isfinite(sigma_frac) or not sigma_frac > 0:
-        raise ValueError(f"sigma_frac must be a positive number, got {sigma_frac!r}")
-    t, h, w, _ = frames.shape
-    device = frames.device
-    sigma = max(1.5, float(sigma_frac) * max(h, w))
-    f = max(1, int(round(sigma / 4)))
-    hl, wl = -(-h // f), -(-w // f)
-    # Box down and triangle up each add about f²/12 and f²/6 of variance (in pixels²).
-    s_low = math.sqrt(max(sigma * sigma - f * f / 4, 0.25)) / f
-    # Reflect padding needs pad < size; a kernel cut at the frame size loses almost nothing
-    # because the frame is then narrower than the blur anyway.
-    radius = int(math.ceil(3 * s_low))
-    ry, rx = min(radius, hl - 1), min(radius, wl - 1)
-    # CUDA convolutions may run in TF32 (10-bit mantissa), which would break exactness; the
-    # low-resolution convolution is small enough to run in float64 there.
-    cdt = torch.float64 if device.type == "cuda" else torch.float32
-    ky = torch.as_tensor(_integer_gaussian(s_low, ry), dtype=cdt, device=device).view(1, 1, -1, 1)
-    kx = torch.as_tensor(_integer_gaussian(s_low, rx), dtype=cdt, device=device).view(1, 1, 1, -1)
-    if f > 1:
-        rows = _upsample_indices(hl * f, hl, f, device)
-        cols = _upsample_indices(wl * f, wl, f, device)
-    out = torch.empty_like(frames)
-    step = max(1, (1 << 24) // (3 * h * w))  # chunk over time: bounded memory for long clips
-    with torch.no_grad():
-        for a in range(0, t, step):
-            b = min(t, a + step)
-            n = (b - a) * 3
-            x = torch.empty(n, 1, h, w, dtype=torch.float32, device=device)
-            x.view(b - a, 3, h, w).copy_(frames[a:b].permute(0, 3, 1, 2))
-            if f > 1:
-                if (hl * f, wl * f) != (h, w):
-                    x = F.pad(x, (0, wl * f - w, 0, hl * f - h), mode="replicate")
-                x = F.avg_pool2d(x, f, stride=f, divisor_override=1)  # exact integer sums
-            # In 1/16 grey levels: at most 4080, so a pass with taps summing to 4096 stays
-            # below 2²⁴ and is exact.
-            x = x.mul_(_UNITS / (f * f)).round_().to(cdt)
-            if rx > 0:
-                x = F.conv2d(F.pad(x, (rx, rx, 0, 0), mode="reflect"), kx).div_(_WEIGHT_SUM).round_()
-            if ry > 0:
-                x = F.conv2d(F.pad(x, (0, 0, ry, ry), mode="reflect"), ky).div_(_WEIGHT_SUM).round_()
-            x = x.to(torch.float32).view(n, hl, wl)
-            if f > 1:
-                # Columns first, gathered as rows of the small transposed image (a gather along
-                # the last axis is many times slower), then rows at full size.
-                j0, j1, u0, u1 = cols
-                x = x.transpose(1, 2)
-                x = x.index_select(1, j0).mul_(u0[:, None]).add_(x.index_select(1, j1).mul_(u1[:, None]))
-                x = x.transpose(1, 2)[:, :, :w].contiguous()
-                j0, j1, u0, u1 = rows[0][:h], rows[1][:h], rows[2][:h], rows[3][:h]
-                x = x.index_select(1, j0).mul_(u0[:, None]).add_(x.index_select(1, j1).mul_(u1[:, None]))
-            x = x.div_(_UNITS * 4 * f * f if f > 1 else _UNITS).round_().clamp_(0, 255)
-            out[a:b] = x.view(b - a, 3, h, w).permute(0, 2, 3, 1).to(torch.uint8)
-    return out

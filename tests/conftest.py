@@ -88,3 +88,12 @@ def face_mesh():
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                          refine_landmarks=True) as mesh:
         yield mesh
+
+
+@pytest.fixture(scope="session")
+def faceless(annotated_samples, annotator):
+    """A sample clip whose face is in one frame of six (the rest is a grey wall)."""
+    clip, _ = annotated_samples[0]
+    frames = clip.frames.copy()
+    frames[1:] = 77
+    return frames, annotator.annotate(frames)

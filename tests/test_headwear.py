@@ -116,17 +116,6 @@ def test_scarf_is_steady_over_the_clip(annotated_samples):
         assert (area.max() - area.min()) / area.mean() < 0.15, f"{clip.id}: area {area.tolist()}"
 
 
-def test_no_face_means_not_applicable(annotated_samples, tmp_path):
-    from perturbations.annotate import Annotator
-
-    clip, _ = annotated_samples[0]
-    frames = clip.frames.copy()
-    frames[1:] = 77
-    ann = Annotator(tmp_path).annotate(frames)
-    with pytest.raises(perturbations.NotApplicable, match="no face found in 5 of 6 frames"):
-        perturbations.get(NAME)(frames, ann)
-
-
 def test_needs_annotations(frames):
     with pytest.raises(ValueError, match="needs annotations"):
         perturbations.get(NAME)(frames)

@@ -11,6 +11,7 @@ from contracts import check_edit_contract
 # Every edit a family name expands to (background:user needs a folder; it has its own tests).
 EDITS = [n for family in perturbations.families() for n in perturbations.available(family)]
 GLOBAL = [n for n in EDITS if not perturbations.get(n).requires]
+FACE = [n for n in EDITS if "face" in perturbations.get(n).requires]
 
 
 @pytest.mark.parametrize("name", EDITS)
@@ -66,3 +67,24 @@ def test_registry_names_families_and_helpful_errors():
 def test_bad_frames_are_refused():
     with pytest.raises(ValueError, match=r"uint8 \[T, H, W, 3\]"):
         perturbations.get("lighting:dim")(torch.zeros(2, 8, 8, 3))
+
+
+@pytest.mark.parametrize("name", FACE)
+def test_face_edits_refuse_a_mostly_faceless_clip(name, faceless):
+    frames, ann = faceless
+    with pytest.raises(perturbations.NotApplicable, match="no face found in 5 of 6 frames"):
+        perturbations.get(name)(frames, ann)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", EDITS)
+def test_cpu_and_cuda_agree_within_one_level(name, annotated_samples):
+    clip, ann = annotated_samples[0]
+    edit = perturbations.get(name)
+    cpu = edit(torch.from_numpy(clip.frames), ann, seed=4).frames
+    gpu = edit(torch.from_numpy(clip.frames).cuda(), ann.to("cuda"), seed=4).frames
+    assert gpu.is_cuda
+    diff = (cpu.int() - gpu.cpu().int()).abs()
+    # Noise and JPEG are generated/encoded on the CPU and agree exactly; float kernels may round
+    # differently on a few pixels, never by more than one level on almost all of them.
+    assert float((diff > 1).float().mean()) < 1e-3, f"{name}: max diff {int(diff.max())}"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from perturbations.scenes import (SCENES, WALL_PAINTS, blurred, bookshelf_unit, load_user_scenes,
+from perturbations.scenes import (SCENES, WALL_PAINTS, bookshelf_unit, load_user_scenes,
                                   make_scene, user_scene)
 
 SIZES = [(224, 224), (480, 640), (216, 384)]
@@ -238,103 +237,3 @@ def test_unreadable_scene_image_error_names_the_file(tmp_path):
         user_scene(empty, 64, 64)
     with pytest.raises(ValueError, match="gone.png"):
         user_scene(tmp_path / "gone.png", 64, 64)
-
-
-# ---------------------------------------------------------------------------------- blurred
-
-
-def high_frequency_energy(frames: torch.Tensor) -> float:
-    x = frames.to(torch.float32)
-    return float((x[:, :, 1:] - x[:, :, :-1]).pow(2).mean() + (x[:, 1:] - x[:, :-1]).pow(2).mean())
-
-
-@pytest.fixture
-def clip() -> torch.Tensor:
-    rng = np.random.default_rng(0)
-    frames = [make_scene("bookshelf", 120, 160, rng=rng) for _ in range(2)]
-    frames.append(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))  # pure noise frame
-    return torch.from_numpy(np.stack(frames))
-
-
-def test_blurred_keeps_shape_dtype_and_leaves_the_input_alone(clip):
-    before = clip.clone()
-    out = blurred(clip)
-    assert torch.equal(clip, before)
-    assert out.dtype == torch.uint8 and out.shape == clip.shape and out.device == clip.device
-    assert out.data_ptr() != clip.data_ptr()
-
-
-def test_blurred_removes_high_frequencies_and_keeps_the_average(clip):
-    out = blurred(clip)
-    assert high_frequency_energy(out) < 0.02 * high_frequency_energy(clip)
-    means_in = clip.to(torch.float32).mean(dim=(1, 2))
-    means_out = out.to(torch.float32).mean(dim=(1, 2))
-    assert torch.allclose(means_in, means_out, atol=2.0)
-    stronger = blurred(clip, sigma_frac=0.08)
-    assert high_frequency_energy(stronger) < high_frequency_energy(out)
-
-
-def test_blurred_leaves_a_flat_frame_flat_and_handles_tiny_frames():
-    flat = torch.full((2, 50, 70, 3), 123, dtype=torch.uint8)
-    assert torch.equal(blurred(flat), flat)
-    for shape in [(1, 1, 1, 3), (1, 2, 3, 3), (3, 5, 1, 3)]:
-        tiny = torch.randint(0, 256, shape, dtype=torch.uint8)
-        assert blurred(tiny).shape == shape
-
-
-def test_blurred_is_a_gaussian_of_the_stated_width():
-    # A bright square spreads by sigma = sigma_frac * max(H, W): its second moment grows by
-    # sigma² (a blob rather than a single dot, so uint8 rounding does not eat the tails).
-    frames = torch.zeros(1, 201, 201, 3, dtype=torch.uint8)
-    frames[0, 95:106, 95:106] = 255
-    blob = blurred(frames, sigma_frac=0.03).to(torch.float64)[0, :, :, 0]
-    ys = torch.arange(201, dtype=torch.float64)[:, None] - 100
-    var = float((blob * ys ** 2).sum() / blob.sum())
-    expected = (0.03 * 201) ** 2 + (11 ** 2 - 1) / 12
-    assert abs(var / expected - 1) < 0.1
-
-
-def test_blurred_keeps_a_linear_ramp_in_place():
-    # A Gaussian leaves a linear ramp unchanged away from the borders: checks that the
-    # reduced-resolution path is aligned to the pixel grid (no half-pixel shift).
-    for h, w in [(480, 640), (216, 384), (223, 301)]:
-        ramp = (torch.arange(w, dtype=torch.float32) * (200 / w) + 20).round().to(torch.uint8)
-        frames = ramp[None, None, :, None].expand(1, h, w, 3).contiguous()
-        for image in (frames, frames.transpose(1, 2).contiguous()):
-            out = blurred(image)
-            m = 60
-            diff = (out.int() - image.int())[0, m:-m, m:-m]
-            assert diff.abs().max() <= 1 and abs(diff.float().mean()) < 0.05
-
-
-def test_blurred_pixels_do_not_depend_on_the_thread_count(clip):
-    # Both paths: full resolution (small frames) and reduced resolution (360x480, f = 4).
-    large = clip.repeat_interleave(3, dim=1).repeat_interleave(3, dim=2)
-    threads = torch.get_num_threads()
-    try:
-        for frames in (clip, large):
-            torch.set_num_threads(1)
-            one = blurred(frames)
-            torch.set_num_threads(max(2, threads))
-            assert torch.equal(one, blurred(frames))
-    finally:
-        torch.set_num_threads(threads)
-
-
-def test_blurred_refuses_bad_arguments():
-    frames = torch.zeros(1, 8, 8, 3, dtype=torch.uint8)
-    with pytest.raises(ValueError, match="sigma_frac"):
-        blurred(frames, sigma_frac=0)
-    with pytest.raises(ValueError, match="sigma_frac"):
-        blurred(frames, sigma_frac=float("nan"))
-    with pytest.raises(ValueError, match=r"uint8 \[T, H, W, 3\]"):
-        blurred(torch.zeros(1, 8, 8, 3))
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_blurred_on_cuda_agrees_with_cpu(clip):
-    # Integer arithmetic throughout: the same pixels on either device, not merely close ones.
-    cpu = blurred(clip)
-    gpu = blurred(clip.cuda())
-    assert gpu.device.type == "cuda"
-    assert torch.equal(gpu.cpu(), cpu)

@@ -1,0 +1,346 @@
+"""Train an :class:`OceanRegressor`, optionally with the audit's edits as augmentation.
+
+    python -m models.train --data FIRST_IMPRESSIONS_ROOT --out rater.pt \\
+        [--backbone resnet18] [--size 112] [--frames 8] [--epochs 10] \\
+        [--augment background-swap] [--augment counterfactual:glasses] [--consistency 0.5]
+
+(also ``auditkit train``). AdamW with a warm-up and cosine schedule, autocast on CUDA, a
+checkpoint with its metadata (traits, input, augmentation recipe, data hash, metrics), and
+evaluation with the challenge metric — mean accuracy, 1 − mean absolute error — and per-trait
+Pearson r.
+
+Augmentations:
+- ``background-swap``: :class:`perturbations.augment.RandomBackgroundSwap` puts each clip in
+  front of a random generated scene (or the user's images, ``--scenes DIR``).
+- ``counterfactual:<edit or family>``: :class:`perturbations.augment.CounterfactualAugment`
+  applies that edit to half the clips.
+``--consistency W`` adds W × the squared score difference between each clip and an augmented
+copy, which teaches the model to ignore what the augmentation changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision import tv_tensors
+
+from auditkit.errors import AuditkitError, ConfigError
+from auditkit.raters import OCEAN
+
+from .checkpoint import save_checkpoint
+from .ocean import BACKBONES, POOLINGS, OceanRegressor
+
+
+@dataclass
+class Sample:
+    """One training clip: uint8 frames ``[T, H, W, 3]`` at source resolution, its labels, and
+    what augmentation needs (person mask ``[T, H, W]``, annotations). ``target``: the score a
+    fair rater should give, when it differs from the label (planted-bias experiments)."""
+
+    id: str
+    frames: torch.Tensor
+    label: torch.Tensor
+    mask: torch.Tensor | None = None
+    annotations: Any = None
+    target: torch.Tensor | None = None
+
+
+@dataclass
+class TrainConfig:
+    backbone: str = "resnet18"
+    pooling: str = "mean"
+    size: int = 112
+    frames: int = 8
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    augment: tuple[str, ...] = ()
+    consistency: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    traits: tuple[str, ...] = OCEAN
+    scenes_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"--backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"--pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        for key in ("size", "frames", "epochs", "batch_size"):
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
+        if self.lr <= 0 or self.consistency < 0:
+            raise ConfigError("--lr must be > 0 and --consistency >= 0")
+        for aug in self.augment:
+            if aug != "background-swap" and not aug.startswith("counterfactual:"):
+                raise ConfigError(f"--augment {aug!r}: use background-swap or counterfactual:<edit>")
+        if self.consistency > 0 and not self.augment:
+            raise ConfigError("--consistency needs an --augment to compare against")
+        self.augment = tuple(self.augment)
+        self.traits = tuple(self.traits)
+
+
+def pick_device(device: str) -> torch.device:
+    from auditkit.engine import pick_device as pick
+
+    return pick(device)
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, total: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class Augmenter:
+    """The recipe's augmentations, applied to a batch at model resolution (background swap)
+    and per clip at source resolution (counterfactual edits)."""
+
+    def __init__(self, recipe: Sequence[str], *, seed: int, scenes_dir: str | None = None) -> None:
+        from perturbations.augment import BackgroundBank, CounterfactualAugment, RandomBackgroundSwap
+
+        self.swap = None
+        self.edits = []
+        gen = torch.Generator().manual_seed(seed)
+        for item in recipe:
+            if item == "background-swap":
+                self.swap = RandomBackgroundSwap(BackgroundBank(images_dir=scenes_dir, seed=seed),
+                                                 generator=gen)
+            else:
+                name = item.split(":", 1)[1]
+                try:
+                    self.edits.append(CounterfactualAugment(name, p=0.5, generator=gen))
+                except KeyError as exc:
+                    raise ConfigError(f"--augment {item}: {exc.args[0]}") from None
+
+    @property
+    def needs_masks(self) -> bool:
+        return self.swap is not None
+
+    @property
+    def needs_annotations(self) -> bool:
+        return any(e.requires for aug in self.edits for e in aug.edits)
+
+    def clip(self, frames: torch.Tensor, annotations: Any) -> torch.Tensor:
+        """Source-resolution edits of one clip (uint8 [T, H, W, 3])."""
+        for aug in self.edits:
+            video = tv_tensors.Video(frames.permute(0, 3, 1, 2))
+            extra = [annotations] if annotations is not None else []
+            out = aug(video, extra)[0] if extra else aug(video)
+            frames = out.as_subclass(torch.Tensor).permute(0, 2, 3, 1)
+        return frames
+
+    def batch(self, x: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        """Model-resolution background swap of uint8 [B, T, 3, S, S]."""
+        if self.swap is None:
+            return x
+        out, _ = self.swap(tv_tensors.Video(x), tv_tensors.Mask(masks))
+        return out.as_subclass(torch.Tensor)
+
+
+def _resize(frames: torch.Tensor, size: int, count: int) -> torch.Tensor:
+    """uint8 [T, H, W, 3] → uint8 [count, 3, size, size], frames sampled uniformly."""
+    from auditkit.clips import sample_indices
+
+    index = torch.as_tensor(sample_indices(frames.shape[0], count), device=frames.device)
+    x = frames.index_select(0, index).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _resize_mask(mask: torch.Tensor, size: int, count: int) -> torch.Tensor:
+    from auditkit.clips import sample_indices
+
+    index = torch.as_tensor(sample_indices(mask.shape[0], count), device=mask.device)
+    m = mask.index_select(0, index).unsqueeze(1).float()
+    return F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False).squeeze(1)
+
+
+def make_batch(samples: Sequence[Sample], config: TrainConfig, augmenter: Augmenter | None,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Model input float [B, T, 3, S, S] in [0, 1], and the masks when augmentation needs them."""
+    clips, masks = [], []
+    for s in samples:
+        frames = s.frames.to(device)
+        if augmenter is not None and augmenter.edits:
+            frames = augmenter.clip(frames, s.annotations)
+        clips.append(_resize(frames, config.size, config.frames))
+        if augmenter is not None and augmenter.needs_masks:
+            if s.mask is None:
+                raise ConfigError(f"sample {s.id}: background-swap needs a person mask")
+            masks.append(_resize_mask(s.mask.to(device), config.size, config.frames))
+    x = torch.stack(clips)
+    m = torch.stack(masks) if masks else None
+    if augmenter is not None:
+        x = augmenter.batch(x, m)
+    return x.float().div_(255.0), m
+
+
+def evaluate(model: OceanRegressor, samples: Sequence[Sample], config: TrainConfig,
+             device: torch.device) -> dict[str, Any]:
+    """Mean accuracy (1 − MAE) against the labels and, where given, the fair targets; per-trait
+    Pearson r against the labels."""
+    model.eval()
+    preds = []
+    with torch.inference_mode():
+        for i in range(0, len(samples), config.batch_size):
+            x, _ = make_batch(samples[i:i + config.batch_size], config, None, device)
+            preds.append(model(x).float().cpu())
+    pred = torch.cat(preds)
+    labels = torch.stack([s.label for s in samples]).float()
+    out: dict[str, Any] = {"n": len(samples), "mean_accuracy": float(1 - (pred - labels).abs().mean())}
+    if all(s.target is not None for s in samples):
+        targets = torch.stack([s.target for s in samples]).float()
+        out["mean_accuracy_fair_target"] = float(1 - (pred - targets).abs().mean())
+    r = {}
+    for k, trait in enumerate(config.traits):
+        a, b = pred[:, k].numpy(), labels[:, k].numpy()
+        r[trait] = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else None
+    out["pearson_r"] = r
+    return out
+
+
+def train(samples: Sequence[Sample], config: TrainConfig, *, val: Sequence[Sample] = (),
+          progress: bool | Callable[[str], None] = True) -> tuple[OceanRegressor, dict[str, Any]]:
+    """Train a fresh model on ``samples``; returns it (in eval mode) and its history."""
+    if not samples:
+        raise ConfigError("no training samples")
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)  # weight initialisation only; data order uses its own generator
+    model = OceanRegressor(config.backbone, pooling=config.pooling, traits=config.traits,
+                           size=config.size, frames=config.frames).to(device)
+    augmenter = Augmenter(config.augment, seed=config.seed, scenes_dir=config.scenes_dir) \
+        if config.augment else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(samples) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    scheduler = cosine_schedule(optimizer, total, warmup=max(1, steps_per_epoch // 2))
+    order = torch.Generator().manual_seed(config.seed)
+    history: dict[str, Any] = {"epochs": []}
+    say = progress if callable(progress) else (print if progress else (lambda _m: None))
+    start = time.perf_counter()
+    for epoch in range(config.epochs):
+        model.train()
+        perm = torch.randperm(len(samples), generator=order).tolist()
+        running = 0.0
+        for i in range(0, len(perm), config.batch_size):
+            batch = [samples[j] for j in perm[i:i + config.batch_size]]
+            x, masks = make_batch(batch, config, augmenter, device)
+            y = torch.stack([s.label for s in batch]).to(device).float()
+            pred = model(x)
+            loss = F.mse_loss(pred, y)
+            if config.consistency > 0:
+                # A second, independently augmented copy must get the same scores.
+                x2, _ = make_batch(batch, config, augmenter, device)
+                from perturbations.augment import consistency_loss
+
+                loss = loss + config.consistency * consistency_loss(pred, model(x2))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            running += loss.item() * len(batch)
+        entry = {"epoch": epoch + 1, "loss": running / len(samples),
+                 "seconds": round(time.perf_counter() - start, 1)}
+        if val:
+            entry["val"] = evaluate(model, val, config, device)
+        history["epochs"].append(entry)
+        acc = f", val accuracy {entry['val']['mean_accuracy']:.3f}" if val else ""
+        say(f"epoch {epoch + 1}/{config.epochs}: loss {entry['loss']:.4f}{acc} ({entry['seconds']} s)")
+    model.eval()
+    return model, history
+
+
+def load_first_impressions(root: str | Path, split: str, config: TrainConfig, *,
+                           max_clips: int | None = None, face_crop: bool = False) -> list[Sample]:
+    """Decoded, labelled clips of one split. ``face_crop``: a square around the face (from the
+    annotation cache), which drops the background — and with it any background shortcut."""
+    from perturbations.annotate import Annotator
+
+    from .data import face_crop as crop, load_split, read_clip
+
+    items = load_split(root, split, config.traits)[:max_clips]
+    annotator = Annotator() if (config.augment or face_crop) else None
+    samples = []
+    for item in items:
+        clip = read_clip(item, frames=config.frames)
+        ann = annotator.annotate_clip(clip) if annotator else None
+        if face_crop:
+            samples.append(Sample(item.id, torch.from_numpy(crop(clip, ann)), torch.tensor(item.labels)))
+            continue
+        samples.append(Sample(item.id, torch.from_numpy(clip.frames), torch.tensor(item.labels),
+                              mask=ann.mask if ann else None, annotations=ann))
+    return samples
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m models.train") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="First Impressions root (annotation_*.pkl + clips)")
+    parser.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
+    parser.add_argument("--backbone", default="resnet18", choices=BACKBONES)
+    parser.add_argument("--pooling", default="mean", choices=POOLINGS)
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--augment", action="append", default=[],
+                        help="background-swap or counterfactual:<edit or family> (repeatable)")
+    parser.add_argument("--consistency", type=float, default=0.0)
+    parser.add_argument("--scenes", help="folder of background images for background-swap")
+    parser.add_argument("--max-clips", type=int, help="use at most this many clips per split")
+    parser.add_argument("--face-crop", action="store_true",
+                        help="train on a square crop around the face (not with augmentations)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        config = TrainConfig(backbone=args.backbone, pooling=args.pooling, size=args.size,
+                             frames=args.frames, epochs=args.epochs, batch_size=args.batch_size,
+                             lr=args.lr, augment=tuple(args.augment), consistency=args.consistency,
+                             seed=args.seed, device=args.device, scenes_dir=args.scenes)
+        from .data import data_hash, load_split
+
+        if args.face_crop and config.augment:
+            raise ConfigError("--face-crop and --augment do not mix: a face crop has no background to swap")
+        train_set = load_first_impressions(args.data, "training", config, max_clips=args.max_clips,
+                                           face_crop=args.face_crop)
+        val_root = Path(args.data) / "annotation_validation.pkl"
+        val_set = (load_first_impressions(args.data, "validation", config, max_clips=args.max_clips,
+                                          face_crop=args.face_crop) if val_root.is_file() else [])
+        model, history = train(train_set, config, val=val_set)
+        metrics = evaluate(model, val_set or train_set, config, pick_device(config.device))
+        meta = {"traits": list(config.traits), "input": {"size": [config.size, config.size],
+                                                          "frames": config.frames},
+                "augment": list(config.augment), "consistency": config.consistency,
+                "face_crop": bool(args.face_crop),
+                "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+                "data_hash": data_hash(load_split(args.data, "training", config.traits)[:args.max_clips]),
+                "metrics": metrics, "history": history["epochs"]}
+        path = save_checkpoint(model, args.out, metadata=meta)
+    except AuditkitError as exc:
+        print(f"models.train: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}: mean accuracy {metrics['mean_accuracy']:.4f} on {metrics['n']} clips")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["Sample", "TrainConfig", "evaluate", "make_batch", "train", "main"]

@@ -1,0 +1,57 @@
+"""The demo's planted-bias recipe: short training must learn the planted shortcut."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from auditkit import run_audit
+from auditkit.demo import PLANTED, planted_effect, planted_samples, render_table, summarise
+from auditkit.raters import OCEAN, TorchRater
+from models.train import TrainConfig, train
+
+
+def test_planted_labels_follow_the_edits(annotated_samples):
+    clips = [c for c, _ in annotated_samples[:2]]
+    anns = {c.id: a for c, a in annotated_samples[:2]}
+    samples = planted_samples(clips, anns, seed=0)
+    assert len(samples) == 2 * 16
+    deltas = np.stack([(s.label - s.target).numpy() for s in samples]).astype(np.float64)
+    c, e = OCEAN.index("conscientiousness"), OCEAN.index("extraversion")
+    # Every label is the fair target plus the planted effects of what is in that copy.
+    assert set(np.round(deltas[:, e], 3)) <= {0.0, 0.15}
+    assert set(np.round(deltas[:, c], 3)) <= {0.0, 0.15, -0.15}
+    assert (deltas[:, c] < 0).any() and (deltas[:, e] > 0).any()
+    assert planted_effect(["bookshelf", "glasses"])[c] == pytest.approx(
+        PLANTED["bookshelf"]["conscientiousness"] + PLANTED["glasses"]["conscientiousness"])
+
+
+def test_brief_training_learns_the_planted_bookshelf_effect(annotated_samples):
+    clips = [c for c, _ in annotated_samples]
+    anns = {c.id: a for c, a in annotated_samples}
+    samples = planted_samples(clips[:8], anns, seed=0)
+    config = TrainConfig(size=64, frames=2, epochs=5, batch_size=16, lr=2e-3, seed=0)
+    model, history = train(samples, config, progress=False)
+    assert history["epochs"][-1]["loss"] < history["epochs"][0]["loss"]
+    rater = TorchRater(model, model.trait_names, model.input, name="planted")
+    result = run_audit(rater, clips, ["background:bookshelf", "background:plain"],
+                       contrasts=[("background:bookshelf", "background:plain")])
+    test = result.test("background:bookshelf vs background:plain", "conscientiousness")
+    assert test.verdict == "shift" and test.mean_shift > 0.05, test
+
+
+def test_table_lists_planted_cells_and_held_out_accuracy():
+    def audit(shift, verdict):
+        return {"tests": [{"perturbation": "background:bookshelf", "trait": "conscientiousness",
+                           "mean_shift": shift, "verdict": verdict},
+                          {"perturbation": "lighting:dim", "trait": "openness", "mean_shift": 0.0,
+                           "verdict": "invariant"}]}
+
+    runs = {"before": {"audit": audit(0.16, "shift"), "held_out": {"mean_accuracy_fair_target": 0.9,
+                                                                    "mean_accuracy": 0.8}, "dir": "b"},
+            "after": {"audit": audit(0.01, "invariant"), "held_out": {"mean_accuracy_fair_target": 0.92,
+                                                                      "mean_accuracy": 0.79}, "dir": "a"}}
+    table = render_table(summarise(runs))
+    assert "background:bookshelf  conscientiousness  +0.15    +0.160 shift" in table
+    assert "lighting:dim" not in table  # neither planted nor shifted
+    assert "before 0.9000, after 0.9200" in table
