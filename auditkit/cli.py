@@ -1,5 +1,5 @@
-"""``auditkit run | demo | perturb``. Exit codes: 0 no test says shift, 1 a test says shift,
-2 bad input."""
+"""``auditkit run | demo | perturb | report | train``. Exit codes: 0 no test says shift, 1 a test
+says shift, 2 bad input."""
 
 from __future__ import annotations
 
@@ -70,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     _common(demo)
 
     sub.add_parser("train", help="train an OceanRegressor (same as python -m models.train)")
+
+    report = sub.add_parser("report", help="render a saved audit.json as HTML, Markdown or JUnit XML",
+                            description="Render a saved audit again, offline. Preview images are "
+                                        "read only from the previews/ folder beside audit.json.")
+    report.add_argument("audit", help="path to audit.json")
+    report.add_argument("--format", choices=("html", "md", "junit"), default="html")
+    report.add_argument("--out", help="file to write (default: print to standard output)")
     return parser
 
 
@@ -93,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "perturb":
             return _perturb(args)
+        if args.command == "report":
+            return _report(args)
 
     except AuditkitError as exc:
         print(f"auditkit: error: {exc}", file=sys.stderr)
@@ -209,6 +218,46 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
         print(render_text(result))
         print(f"\nwrote {out / 'audit.json'}, {out / 'report.html'}, {out / 'results.sqlite'}")
     return EXIT_SHIFT if result.any_shift else EXIT_OK
+
+
+def load_audit(path: str | Path):
+    """An ``AuditResult`` from ``audit.json``; every problem is an :class:`AuditkitError`."""
+    from .result import AuditResult, SchemaError
+
+    path = Path(path)
+    if not path.is_file():
+        raise AuditkitError(f"{path}: no such audit file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AuditkitError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        return AuditResult.from_dict(data)
+    except (SchemaError, TypeError, ValueError) as exc:
+        message = str(exc).removeprefix("audit.json: ")
+        raise AuditkitError(f"{path}: {message}") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import render_html, render_junit, render_markdown
+
+    result = load_audit(args.audit)
+    if args.format == "html":
+        folder = Path(args.audit).resolve().parent / "previews"
+        # Only plain files directly inside previews/: a link there could point anywhere.
+        previews = {p.stem.replace("_", ":", 1): p for p in sorted(folder.glob("*.png"))
+                    if p.is_file() and not p.is_symlink()} if folder.is_dir() else {}
+        text = render_html(result, previews)
+    else:
+        text = render_markdown(result) if args.format == "md" else render_junit(result)
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise AuditkitError(f"--out {args.out}: cannot write ({exc.strerror})") from None
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 def _perturb(args: argparse.Namespace) -> int:

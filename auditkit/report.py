@@ -147,3 +147,56 @@ def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None,
               for k, v in sorted(result.config.items())]
     parts.append("</table></body></html>\n")
     return "\n".join(parts)
+
+
+def render_markdown(result: AuditResult) -> str:
+    """A summary for a CI comment: counts, every test in one table, the skipped pairs."""
+    counts = result.counts()
+    lines = [f"### auditkit: {counts['shift']} shift, {counts['invariant']} invariant, "
+             f"{counts['inconclusive']} inconclusive",
+             "",
+             f"Rater `{result.rater.get('spec')}` (`{str(result.rater.get('hash', ''))[:23]}`), "
+             f"{result.n_clips} clips, margin {_margin_text(result)}, alpha {result.config.get('alpha')}, "
+             f"{result.config.get('correction')} correction. Created {result.created}.",
+             "",
+             "| perturbation | trait | n | shift | CI | p adj | verdict |",
+             "| --- | --- | ---: | ---: | --- | ---: | --- |"]
+    for t in result.tests:
+        verdict = f"**{t.verdict}**" if t.verdict == "shift" else t.verdict
+        if t.verdict == "inconclusive" and t.n_needed:
+            verdict += f" (about {t.n_needed} clips needed)"
+        lines.append(f"| `{t.perturbation}` | {t.trait} | {t.n} | {_num(t.mean_shift)} | {_ci(t)} | "
+                     f"{_p(t.p_adjusted)} | {verdict} |")
+    if result.skipped:
+        lines += ["", f"{len(result.skipped)} pair(s) not scored:", ""]
+        lines += [f"- `{s.clip}` / `{s.perturbation}`: {s.reason}" for s in result.skipped]
+    return "\n".join(lines) + "\n"
+
+
+def render_junit(result: AuditResult) -> str:
+    """JUnit XML: one test case per (perturbation, trait); a ``shift`` is a failure, the
+    statistics ride along as properties so CI dashboards can show them."""
+    from xml.sax.saxutils import quoteattr
+
+    counts = result.counts()
+    out = ['<?xml version="1.0" encoding="utf-8"?>',
+           f'<testsuites name="auditkit" tests="{len(result.tests)}" failures="{counts["shift"]}">',
+           f'  <testsuite name={quoteattr("auditkit: " + str(result.rater.get("spec")))} '
+           f'tests="{len(result.tests)}" failures="{counts["shift"]}" errors="0" skipped="0" '
+           f'timestamp={quoteattr(result.created)}>']
+    for t in result.tests:
+        props = {"verdict": t.verdict, "n": t.n, "mean_shift": t.mean_shift, "ci_low": t.ci_low,
+                 "ci_high": t.ci_high, "p_adjusted": t.p_adjusted,
+                 "equivalence_p_adjusted": t.equivalence_p_adjusted, "margin": t.margin}
+        out.append(f'    <testcase classname={quoteattr(t.perturbation or "")} name={quoteattr(t.trait or "")}>')
+        out.append("      <properties>")
+        out += [f'        <property name="{k}" value={quoteattr("" if v is None else str(v))}/>'
+                for k, v in props.items()]
+        out.append("      </properties>")
+        if t.verdict == "shift":
+            message = (f"{t.perturbation} shifts {t.trait} by {_num(t.mean_shift)} "
+                       f"(CI {_ci(t)}, p adj {_p(t.p_adjusted)})")
+            out.append(f"      <failure message={quoteattr(message)} type=\"shift\"/>")
+        out.append("    </testcase>")
+    out += ["  </testsuite>", "</testsuites>", ""]
+    return "\n".join(out)
