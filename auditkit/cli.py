@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .errors import AuditkitError
 
-EXIT_OK, EXIT_SHIFT, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SHIFT, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,6 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("auditkit: interrupted; scores so far are kept, run the same command again to resume",
               file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not the user's mistake: show it, but never as "shift" (1)
+        import traceback
+
+        traceback.print_exc()
+        print(f"auditkit: internal error (please report it): {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 
@@ -175,11 +181,18 @@ def _demo(args: argparse.Namespace) -> int:
 
 def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
     """Run one audit as configured and write its files; return the exit code."""
-    from .clips import as_sources, discover
-    from .engine import preview, run_audit, _resolve_perturbations
+    from .clips import discover
+    from .engine import pick_device, run_audit, _resolve_perturbations
+    from .raters import load_rater
     from .report import render_html, render_text
     from .samples import sample_clips
 
+    # Everything the user gave is checked before anything is written.
+    clips_dir = Path(config.clips) if config.clips else sample_clips()
+    sources = discover(clips_dir)
+    edits = _resolve_perturbations(list(config.perturbations), scenes_dir=config.scenes_dir)
+    device = pick_device(config.device)
+    rater = load_rater(config.rater, device=device)
     out = Path(config.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -188,36 +201,55 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
         probe.unlink()
     except OSError as exc:
         raise AuditkitError(f"{out}: cannot write the output folder ({exc.strerror})") from None
-    clips_dir = Path(config.clips) if config.clips else sample_clips()
-    sources = discover(clips_dir)
-    edits = _resolve_perturbations(list(config.perturbations), scenes_dir=config.scenes_dir)
-    result = run_audit(config.rater, sources, edits, margin=config.margin, alpha=config.alpha,
+    result = run_audit(rater, sources, edits, margin=config.margin, alpha=config.alpha,
                        correction=config.correction, batch_size=config.batch_size,
-                       device=config.device, seed=config.seed, max_side=config.max_side,
+                       device=str(device), seed=config.seed, max_side=config.max_side,
                        store=out / "results.sqlite", progress=not quiet,
                        contrasts=config.contrasts, scenes_dir=config.scenes_dir,
                        max_missing_face=config.max_missing_face,
                        config={"rater": config.rater, "clips": str(clips_dir)})
 
-    previews = {}
-    first = next((s for s in as_sources(sources) if s.id not in {x.clip for x in result.skipped}), None)
-    if first is not None:
-        import cv2
-
-        frames = result.rater["input"]["frames"]
-        (out / "previews").mkdir(exist_ok=True)
-        shown = preview(first.read(frames, config.max_side), edits, seed=config.seed,
-                        max_missing_face=config.max_missing_face)
-        for name, image in shown.items():
-            path = out / "previews" / f"{name.replace(':', '_')}.png"
-            cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-            previews[name] = path
+    if result.n_clips == 0:
+        raise AuditkitError(f"{clips_dir}: no clip could be scored (see the reasons in "
+                            f"{out / 'results.sqlite'}, table skipped)")
+    previews = _write_previews(result, sources, edits, out / "previews", config)
     (out / "audit.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     (out / "report.html").write_text(render_html(result, previews), encoding="utf-8")
     if echo:
         print(render_text(result))
         print(f"\nwrote {out / 'audit.json'}, {out / 'report.html'}, {out / 'results.sqlite'}")
+    few = [t for t in result.tests if t.n < 3]
+    if few:
+        print(f"auditkit: warning: {len(few)} test(s) have fewer than 3 paired clips and decide "
+              "nothing (see skipped)", file=sys.stderr)
     return EXIT_SHIFT if result.any_shift else EXIT_OK
+
+
+def _write_previews(result, sources, edits, folder: Path, config) -> dict[str, Path]:
+    """Original | edited for each edit, from the first clip that edit could be applied to."""
+    import cv2
+
+    from .engine import preview
+
+    skipped = {(s.clip, s.perturbation) for s in result.skipped}
+    unscored = {s.clip for s in result.skipped if s.reason.startswith("original not scored")}
+    todo = list(edits)
+    out: dict[str, Path] = {}
+    for source in sources:
+        if not todo:
+            break
+        wanted = [e for e in todo if (source.id, e.name) not in skipped and source.id not in unscored]
+        if not wanted:
+            continue
+        clip = source.read(result.rater["input"]["frames"], config.max_side)
+        folder.mkdir(exist_ok=True)
+        for name, image in preview(clip, wanted, seed=config.seed,
+                                   max_missing_face=config.max_missing_face).items():
+            path = folder / f"{name.replace(':', '_')}.png"
+            cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            out[name] = path
+        todo = [e for e in todo if e.name not in out]
+    return out
 
 
 def load_audit(path: str | Path):
@@ -239,15 +271,11 @@ def load_audit(path: str | Path):
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import render_html, render_junit, render_markdown
+    from .report import preview_files, render_html, render_junit, render_markdown
 
     result = load_audit(args.audit)
     if args.format == "html":
-        folder = Path(args.audit).resolve().parent / "previews"
-        # Only plain files directly inside previews/: a link there could point anywhere.
-        previews = {p.stem.replace("_", ":", 1): p for p in sorted(folder.glob("*.png"))
-                    if p.is_file() and not p.is_symlink()} if folder.is_dir() else {}
-        text = render_html(result, previews)
+        text = render_html(result, preview_files(Path(args.audit).resolve().parent / "previews"))
     else:
         text = render_markdown(result) if args.format == "md" else render_junit(result)
     if args.out:
@@ -269,6 +297,7 @@ def _perturb(args: argparse.Namespace) -> int:
     from .engine import _apply, _resolve_perturbations
     from .errors import ClipError
     from .samples import write_video
+    from perturbations import DEFAULT_MAX_MISSING_FACE
     from perturbations.annotate import Annotator
 
     out = Path(args.out)
@@ -285,12 +314,15 @@ def _perturb(args: argparse.Namespace) -> int:
     annotations = Annotator().annotate_clip(clip) if any(e.requires for e in edits) else None
     edited = {}
     for edit in edits:
-        result = _apply(edit, clip, frames, annotations, args.seed, 0.5)
+        result = _apply(edit, clip, frames, annotations, args.seed, DEFAULT_MAX_MISSING_FACE)
         if isinstance(result, str):
             raise AuditkitError(f"{edit.name} does not apply to {args.clip}: {result}")
         edited[edit.name] = result.numpy()
     gap = lambda n: np.full((clip.num_frames, clip.frames.shape[1], n, 3), 255, np.uint8)  # noqa: E731
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AuditkitError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
     if out.suffix.lower() == ".png":
         mid = clip.num_frames // 2
         rows = [np.concatenate([clip.frames[mid], gap(4)[0], e[mid]], axis=1) for e in edited.values()]

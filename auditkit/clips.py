@@ -21,6 +21,7 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
 METADATA_FILE = "metadata.csv"
 DEFAULT_FRAMES = 16
 DEFAULT_MAX_SIDE = 640
+MIN_SIDE = 32  # below this there is no face to see and no background to swap
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,7 +91,10 @@ def sample_indices(total: int, num_frames: int) -> np.ndarray:
 def _open(path: Path):
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    from .quiet import quiet_stderr
+
+    with quiet_stderr():  # ffmpeg prints its own complaints about broken files; ours say it once
+        cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
         raise ClipError(path, "cannot be opened as a video (corrupt file or unsupported codec)")
@@ -147,6 +151,9 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
     shapes = {f.shape for f in decoded.values()}
     if len(shapes) != 1:
         raise ClipError(path, f"frames change size inside the video ({sorted(shapes)})")
+    h, w = next(iter(shapes))[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ClipError(path, f"frames are {w}x{h} pixels; at least {MIN_SIDE} on each side are needed")
     frames = np.stack([decoded[i] for i in wanted.tolist()])
     return Clip(id=clip_id or path.stem, frames=frames,
                 fps=float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0,
@@ -202,7 +209,7 @@ def read_metadata(path: Path, clips: Mapping[str, Path]) -> dict[str, dict[str, 
     by_name = {p.relative_to(path.parent).as_posix(): i for i, p in clips.items()}
     rows: dict[str, dict[str, str]] = {}
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's "CSV UTF-8" BOM
             reader = csv.DictReader(fh)
             if not reader.fieldnames or "clip_id" not in reader.fieldnames:
                 raise ConfigError(f"{path}: needs a 'clip_id' column (found: "

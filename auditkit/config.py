@@ -16,6 +16,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 CORRECTIONS = ("holm", "bh", "bonferroni", "none")
+COMMAND_LINE = "command line"
+_FLAGS = {"perturbations": "perturb", "scenes_dir": "scenes", "contrasts": "contrast"}
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -41,6 +43,8 @@ class AuditConfig:
         where = self.source or "configuration"
 
         def bad(key: str, why: str) -> ConfigError:
+            if where == COMMAND_LINE:  # name the flag the user typed, not the field
+                return ConfigError(f"--{_FLAGS.get(key.split('.')[0], key).replace('_', '-')} {why}")
             return ConfigError(f"{where}: {key} {why}")
 
         if isinstance(self.perturbations, str):
@@ -142,9 +146,13 @@ class AuditConfig:
         return None
 
     def override(self, **values: Any) -> "AuditConfig":
-        """Command-line values win over the file; ``None`` means "not given"."""
+        """Command-line values win over the file; ``None`` means "not given". They are checked
+        on their own first, so an error names the flag rather than the file."""
         given = {k: v for k, v in values.items() if v is not None}
-        return replace(self, **given) if given else self
+        if not given:
+            return self
+        AuditConfig(**given, source=COMMAND_LINE)
+        return replace(self, **given)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -167,13 +167,13 @@ def run_demo(out: Path, config: DemoConfig, *, say: Callable[[str], None] = prin
 
 def _compare_in_report(after_dir: Path, before_dir: Path) -> None:
     """Re-render the second run's report with the before/after table."""
-    from .report import render_html
+    from .report import preview_files, render_html
     from .result import AuditResult
 
     after = AuditResult.from_dict(json.loads((after_dir / "audit.json").read_text()))
     before = AuditResult.from_dict(json.loads((before_dir / "audit.json").read_text()))
-    previews = {p.stem.replace("_", ":", 1): p for p in sorted((after_dir / "previews").glob("*.png"))}
-    html = render_html(after, previews, baseline=before, baseline_label="before retraining")
+    html = render_html(after, preview_files(after_dir / "previews"), baseline=before,
+                       baseline_label="before retraining")
     (after_dir / "report.html").write_text(html, encoding="utf-8")
 
 

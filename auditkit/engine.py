@@ -24,7 +24,7 @@ from perturbations.annotate import Annotator
 
 from . import stats
 from .clips import Clip, ClipSource, as_sources, sample_indices
-from .errors import ClipError, ConfigError
+from .errors import ClipError, ConfigError, RaterError
 from .raters import check_scores, load_rater, rater_identity
 from .result import AuditResult, Skipped
 from .store import ORIGINAL, Store
@@ -108,7 +108,7 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    if correction not in ("holm", "bh", "fdr_bh", "bonferroni", "none"):
+    if correction not in stats.ADJUST_METHODS:
         raise ConfigError(f"correction must be holm, bh, bonferroni or none, got {correction!r}")
     if not 0 < alpha < 0.5:
         raise ConfigError(f"alpha must be between 0 and 0.5, got {alpha}")
@@ -127,7 +127,8 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
     db = Store(store if store is not None else ":memory:") if own_store else store
     try:
         db.bind({"rater_hash": identity["hash"], "seed": int(seed), "max_side": int(max_side),
-                 "input": identity["input"], "traits": list(traits)})
+                 "input": identity["input"], "traits": list(traits),
+                 "scenes_dir": str(Path(scenes_dir).resolve()) if scenes_dir else None})
         if annotator is None and any(e.requires for e in edits):
             annotator = Annotator()
         _score_all(rater, sources, edits, db, dev=dev, seed=seed, max_side=max_side,
@@ -235,7 +236,13 @@ def _score_batch(rater: Any, batch: list[_Loaded], edits: list[Perturbation], db
             return
         ids = [cid for cid, _ in items]
         x = torch.stack([rater_input(frames, rater.input) for _, frames in items])
-        out = check_scores(rater(x), rater, ids)
+        try:
+            raw = rater(x)
+        except Exception as exc:  # the user's model failing is their error to read, not our bug
+            name = getattr(rater, "name", type(rater).__name__)
+            raise RaterError(f"rater {name} raised {type(exc).__name__} on clip(s) {', '.join(ids)}: "
+                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+        out = check_scores(raw, rater, ids)
         for cid, row in zip(ids, out.tolist()):
             db.add_scores(cid, condition, traits, row)
 
@@ -266,6 +273,8 @@ def _apply(edit: Perturbation, clip: Clip, frames: torch.Tensor, annotations: An
         return edit(frames, annotations, rng=rng, max_missing_face=max_missing_face).frames
     except NotApplicable as exc:
         return exc.reason
+    except Exception as exc:  # one clip an edit chokes on must not abort the whole table
+        return f"{edit.name} failed on this clip: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
 
 
 def _judge(db: Store, *, rater_identity: Mapping[str, Any], traits: Sequence[str], sources: list,
@@ -288,17 +297,18 @@ def _judge(db: Store, *, rater_identity: Mapping[str, Any], traits: Sequence[str
     tests = stats.correct(tests, method=correction)
     conditions = {e.name for e in edits}
     skipped_rows = [r for r in db.skipped() if r[0] in ids]
+    listed = {(c, p) for c, p, _ in skipped_rows}
     skipped: list[Skipped] = []
     for clip_id, cond, reason in skipped_rows:
         # An unscorable original makes every edit of that clip unpairable: list each pair.
         if cond == ORIGINAL:
-            already = {(c, p) for c, p, _ in skipped_rows}
             skipped += [Skipped(clip_id, e, f"original not scored: {reason}")
-                        for e in sorted(conditions) if (clip_id, e) not in already]
+                        for e in sorted(conditions) if (clip_id, e) not in listed]
         elif cond in conditions:
             skipped.append(Skipped(clip_id, cond, reason))
     skipped.sort(key=lambda s: (s.clip, s.perturbation))
-    scored = {c for c in ids if (c, ORIGINAL) not in {(r[0], r[1]) for r in skipped_rows}}
+    unscored = {c for c, p in listed if p == ORIGINAL}
+    scored = ids - unscored
     return AuditResult(
         rater=dict(rater_identity), traits=tuple(traits), n_clips=len(scored),
         config={**config, "n_clips_found": len(ids)}, tests=tuple(tests), skipped=tuple(skipped),

@@ -310,6 +310,8 @@ def load_rater(spec: str | Any, *, device: str | torch.device = "cpu") -> Any:
         path = Path(spec)
         suffix = path.suffix.lower()
         if suffix in (".pt", ".ts", ".pth", ".ckpt", ".onnx") and ":" not in path.name:
+            if path.is_dir():
+                raise RaterError(f"rater {spec!r}: is a folder, not a model file")
             if not path.is_file():
                 raise RaterError(f"rater {spec!r}: file does not exist")
             if suffix == ".onnx":

@@ -30,7 +30,9 @@ def _ci(t: ShiftTest) -> str:
 
 def render_text(result: AuditResult, *, only: str | None = None) -> str:
     """A fixed-width table, one row per (perturbation, trait), then the counts and skipped pairs."""
-    header = ("perturbation", "trait", "n", "shift", "95% CI", "p adj", "equiv p adj", "verdict")
+    alpha = float(result.config.get("alpha", 0.05))
+    header = ("perturbation", "trait", "n", "shift", f"{(1 - alpha) * 100:g}% CI", "p adj",
+              "equiv p adj", "verdict")
     rows = [header]
     for t in result.tests:
         if only and t.verdict != only:
@@ -74,6 +76,15 @@ th{background:#f3f3f3} td.l,th.l{text-align:left}
 figure{display:inline-block;margin:.5rem;vertical-align:top}figure img{max-width:560px;border:1px solid #ccc}
 code{background:#f3f3f3;padding:0 .2rem}
 """
+
+
+def preview_files(folder: Path) -> dict[str, Path]:
+    """The preview images an audit wrote (``previews/<family>_<variant>.png``) by edit name.
+    Only plain files directly inside that folder: a link there could point anywhere."""
+    if not folder.is_dir():
+        return {}
+    return {p.stem.replace("_", ":", 1): p for p in sorted(folder.glob("*.png"))
+            if p.is_file() and not p.is_symlink()}
 
 
 def comparison_rows(result: AuditResult, baseline: AuditResult) -> list[tuple[ShiftTest, ShiftTest]]:

@@ -140,15 +140,27 @@ class AuditResult:
 
     def select(self, perturbation: str | Iterable[str] | None = None,
                trait: str | Iterable[str] | None = None) -> tuple[ShiftTest, ...]:
-        """Tests matching a perturbation (exact name, or a family such as ``"lighting"``) and trait."""
-        def wanted(value: str | None, spec: str | Iterable[str] | None) -> bool:
-            if spec is None:
-                return True
-            names = (spec,) if isinstance(spec, str) else tuple(spec)
-            return any(value == s or (value or "").split(":")[0] == s for s in names)
+        """Tests matching a perturbation (an exact name — a contrast ``"A vs B"`` included — or a
+        family such as ``"lighting"``, which does not match contrasts) and a trait. A name that
+        matches nothing raises ``KeyError``: a typo must not make a check pass on no tests."""
+        def names(spec: str | Iterable[str] | None) -> tuple[str, ...] | None:
+            return None if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
 
-        return tuple(t for t in self.tests if wanted(t.perturbation, perturbation)
-                     and wanted(t.trait, trait))
+        def is_edit(value: str | None, name: str) -> bool:
+            value = value or ""
+            return value == name or (" vs " not in value and value.split(":")[0] == name)
+
+        edits, traits = names(perturbation), names(trait)
+        for name in edits or ():
+            if not any(is_edit(t.perturbation, name) for t in self.tests):
+                raise KeyError(f"no perturbation or family {name!r} in this audit; it has "
+                               f"{', '.join(self.perturbations)}")
+        for name in traits or ():
+            if name not in self.traits:
+                raise KeyError(f"no trait {name!r} in this audit; it has {', '.join(self.traits)}")
+        return tuple(t for t in self.tests
+                     if (edits is None or any(is_edit(t.perturbation, n) for n in edits))
+                     and (traits is None or t.trait in traits))
 
     def test(self, perturbation: str, trait: str) -> ShiftTest:
         for t in self.tests:

@@ -77,7 +77,7 @@ def _face_box(image: np.ndarray) -> tuple[float, float, float, float]:
     """(cx, cy, w, h) of the most confident face, in pixels."""
     import mediapipe as mp
 
-    from perturbations.annotate import quiet_stderr
+    from .quiet import quiet_stderr
 
     with quiet_stderr(), mp.solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=0.5) as det:

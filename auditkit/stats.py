@@ -77,6 +77,15 @@ def _validate(before: Any = None, after: Any = None, *, margin: Any = None, alph
 
 
 # --------------------------------------------------------------------------- the paired test
+def _with_small_note(note: str, verdict_: str, p: float, alpha: float) -> str:
+    """The note says "detectable but inside the margin" exactly when that is the verdict's reason:
+    recomputed from the final verdict, so a correction that changes it also changes the note."""
+    parts = [x for x in note.split("; ") if x and x != _SMALL_NOTE]
+    if verdict_ == "invariant" and p < alpha:
+        parts.append(_SMALL_NOTE)
+    return "; ".join(parts)
+
+
 def verdict(p_adjusted: float, equivalence_p_adjusted: float, alpha: float) -> str:
     """Equivalence shown wins over significance: the margin is the user's statement of the
     smallest shift that matters, so a shift proven smaller than it is ``invariant`` (the raw
@@ -159,8 +168,7 @@ def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 
                      float(_st.t.cdf((mean - margin) / se, df)))
             wil = _wilcoxon(d)
     v = verdict(p, eq, alpha)
-    if v == "invariant" and p < alpha:
-        note = f"{note}; {_SMALL_NOTE}" if note else _SMALL_NOTE
+    note = _with_small_note(note, v, p, alpha)
     return ShiftTest(
         n=n, mean_shift=mean, sd=sd, ci_low=ci_low, ci_high=ci_high, effect_size_dz=dz,
         t_statistic=t, p_value=p, wilcoxon_p=wil, equivalence_p=eq, margin=margin, alpha=alpha,
@@ -213,9 +221,7 @@ def correct(tests: Iterable[ShiftTest], *, method: str = "holm",
         a = float(alpha) if alpha is not None else t.alpha
         v = verdict(float(pa), float(ea), a)
         plan_alpha = a if method == "none" else a / m
-        note = t.note
-        if v == "invariant" and pa < a and _SMALL_NOTE not in note:
-            note = f"{note}; {_SMALL_NOTE}" if note else _SMALL_NOTE
+        note = _with_small_note(t.note, v, float(pa), a)
         out.append(t.with_(alpha=a, p_adjusted=float(pa), equivalence_p_adjusted=float(ea),
                            verdict=v, note=note,
                            n_needed=_needed(t.mean_shift, t.sd, t.margin, plan_alpha)

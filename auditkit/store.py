@@ -83,9 +83,9 @@ class Store:
         self.db.execute("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?)", (clip_id, condition, reason))
 
     def done(self) -> set[tuple[str, str]]:
-        """(clip, condition) pairs already scored or already found unscorable."""
-        rows = self.db.execute("SELECT DISTINCT clip_id, condition FROM scores "
-                               "UNION SELECT clip_id, condition FROM skipped")
+        """(clip, condition) pairs already scored. Skipped pairs are not done: a later run tries
+        them again (the file may have been replaced, the face threshold changed)."""
+        rows = self.db.execute("SELECT DISTINCT clip_id, condition FROM scores")
         return {(a, b) for a, b in rows}
 
     def scores(self, condition: str, trait: str) -> dict[str, float]:

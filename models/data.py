@@ -98,6 +98,10 @@ def load_split(root: str | os.PathLike, split: str, traits: Sequence[str] = OCEA
     missing = [t for t in traits if t not in table]
     if missing:
         raise ConfigError(f"{path}: no scores for trait(s) {', '.join(missing)} (has {', '.join(map(str, table))})")
+    for t in traits:
+        if not isinstance(table[t], dict):
+            raise ConfigError(f"{path}: scores of {t!r} must be a dict {{clip: score}}, "
+                              f"got {type(table[t]).__name__}")
     files = {p.name: p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()}
     names = sorted(table[traits[0]])
     out = []
@@ -107,8 +111,9 @@ def load_split(root: str | os.PathLike, split: str, traits: Sequence[str] = OCEA
         scores = []
         for t in traits:
             value = table[t].get(name)
-            if value is None or not np.isfinite(float(value)):
-                raise ConfigError(f"{path}: clip {name!r} has no valid {t} score")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                    or not np.isfinite(float(value)):
+                raise ConfigError(f"{path}: clip {name!r} has no valid {t} score (got {value!r})")
             scores.append(float(value))
         out.append(LabelledClip(files[name], tuple(scores)))
     return out

@@ -14,8 +14,8 @@ Augmentations:
   front of a random generated scene (or the user's images, ``--scenes DIR``).
 - ``counterfactual:<edit or family>``: :class:`perturbations.augment.CounterfactualAugment`
   applies that edit to half the clips.
-``--consistency W`` adds W × the squared score difference between each clip and an augmented
-copy, which teaches the model to ignore what the augmentation changes.
+``--consistency W`` adds W × the squared score difference between two independently augmented
+copies of each clip, which teaches the model to ignore what the augmentation changes.
 """
 
 from __future__ import annotations
@@ -220,9 +220,10 @@ def train(samples: Sequence[Sample], config: TrainConfig, *, val: Sequence[Sampl
     if not samples:
         raise ConfigError("no training samples")
     device = pick_device(config.device)
-    torch.manual_seed(config.seed)  # weight initialisation only; data order uses its own generator
-    model = OceanRegressor(config.backbone, pooling=config.pooling, traits=config.traits,
-                           size=config.size, frames=config.frames).to(device)
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG state untouched
+        torch.manual_seed(config.seed)
+        model = OceanRegressor(config.backbone, pooling=config.pooling, traits=config.traits,
+                               size=config.size, frames=config.frames).to(device)
     augmenter = Augmenter(config.augment, seed=config.seed, scenes_dir=config.scenes_dir) \
         if config.augment else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -309,6 +310,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m models.train"
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
+        if args.max_clips is not None and args.max_clips < 1:
+            raise ConfigError(f"--max-clips must be >= 1, got {args.max_clips}")
         config = TrainConfig(backbone=args.backbone, pooling=args.pooling, size=args.size,
                              frames=args.frames, epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, augment=tuple(args.augment), consistency=args.consistency,
@@ -330,10 +333,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m models.train"
                 "face_crop": bool(args.face_crop),
                 "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
                 "data_hash": data_hash(load_split(args.data, "training", config.traits)[:args.max_clips]),
-                "metrics": metrics, "history": history["epochs"]}
+                "metrics": metrics, "metrics_split": "validation" if val_set else "training",
+                "history": history["epochs"]}
         path = save_checkpoint(model, args.out, metadata=meta)
     except AuditkitError as exc:
-        print(f"models.train: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {path}: mean accuracy {metrics['mean_accuracy']:.4f} on {metrics['n']} clips")
     return 0

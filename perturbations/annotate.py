@@ -10,10 +10,8 @@ bridged by interpolating the landmarks, and an edit that needs a face decides fr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import sys
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from auditkit.quiet import quiet_stderr
 
 ANNOTATOR_VERSION = 1
 NUM_LANDMARKS = 478
@@ -70,27 +70,6 @@ class Annotations:
         if missing == total or missing > max_missing * total or not self.has_landmarks:
             return f"no face found in {missing} of {total} frames"
         return None
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """Silence file descriptor 2 while MediaPipe builds and runs its graphs: its C++ side logs
-    info and warnings there before any logging setup can reach it, and a user of the command
-    line should see auditkit's messages, not those. Python exceptions are unaffected."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (some embedded interpreters): nothing to hide
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def smooth_time(x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

@@ -74,7 +74,7 @@ class RandomBackgroundSwap(v2.Transform):
         super().__init__()
         if not 0 <= p <= 1:
             raise ValueError(f"p must be in [0, 1], got {p}")
-        self.bank = bank or BackgroundBank()
+        self.bank = bank if bank is not None else BackgroundBank()
         self.p = p
         self.generator = generator or torch.Generator().manual_seed(0)
         self.annotator = annotator

@@ -148,6 +148,9 @@ def get(name: str, **options: Any) -> Perturbation:
     try:
         factory = _REGISTRY[name]
     except KeyError:
+        if name in families():
+            raise KeyError(f"{name!r} is a family ({', '.join(available(name))}); get() takes one "
+                           "edit, resolve() takes a family") from None
         close = difflib.get_close_matches(name, list(_REGISTRY) + families(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"unknown perturbation {name!r}{hint} (available: {', '.join(available())})") from None

@@ -39,7 +39,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
         # kernel ran about 8x slower than this on 360p clips; on CUDA both are memory-bound.
         size = y.shape[dim]
         pad = (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius)
-        padded = F.pad(y, pad, mode="reflect")
+        # Reflect padding needs the pad below the side; a tiny frame falls back to replicate.
+        padded = F.pad(y, pad, mode="reflect" if radius < size else "replicate")
         out = padded.narrow(dim, 0, size) * taps[0]
         for i in range(1, len(taps)):
             out.add_(padded.narrow(dim, i, size), alpha=taps[i])

@@ -108,3 +108,14 @@ def test_sample_set_is_real_video_of_real_faces_with_motion(sample_dir):
             assert 0.3 < diff < 40, (source.id, diff)
             assert detector.process(clip.frames[2]).detections, f"no face in {source.id}"
     assert len(sizes) >= 3  # varied framing
+
+
+def test_tiny_frames_and_excel_bom_metadata(tmp_path):
+    tiny = tmp_path / "tiny.avi"
+    write_video(tiny, np.full((5, 8, 8, 3), 100, np.uint8))
+    with pytest.raises(ClipError, match="frames are 8x8 pixels; at least 32"):
+        read_video(tiny)
+    tiny.unlink()
+    _ramp_video(tmp_path / "one.mp4")
+    (tmp_path / "metadata.csv").write_bytes("clip_id,group\none,a\n".encode("utf-8-sig"))
+    assert dict(discover(tmp_path)[0].metadata) == {"group": "a"}

@@ -219,3 +219,25 @@ def test_two_arms_are_contrasted_directly(sample_dir, brightness_rater_path):
     with pytest.raises(ConfigError, match="not among the audited edits"):
         run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim"],
                   contrasts=[("lighting:dim", "lighting:bright")])
+
+
+def test_skipped_pairs_are_tried_again_on_a_resumed_run(sample_dir, brightness_rater_path, tmp_path):
+    from perturbations.annotate import Annotator
+
+    clips = _clips_with_a_faceless_one(sample_dir)
+    db = tmp_path / "results.sqlite"
+    strict = run_audit(str(brightness_rater_path), clips, ["glasses:thick"], store=db,
+                       annotator=Annotator(tmp_path / "a"))
+    assert [s.clip for s in strict.skipped] == ["faceless"]
+    loose = run_audit(str(brightness_rater_path), clips, ["glasses:thick"], store=db,
+                      max_missing_face=0.8, annotator=Annotator(tmp_path / "a"))
+    assert not loose.skipped and loose.test("glasses:thick", "openness").n == 6
+
+
+def test_a_rater_that_raises_is_a_rater_error_naming_the_clips(sample_dir):
+    class Broken(TorchRater):
+        def __call__(self, x):
+            raise RuntimeError("CUDA out of memory (pretend)")
+
+    with pytest.raises(RaterError, match=r"rater broken raised RuntimeError on clip\(s\) .*out of memory"):
+        run_audit(Broken(BrightnessRater(), input=SMALL, name="broken"), sample_dir, ["lighting:dim"])

@@ -152,3 +152,17 @@ def test_face_crop_is_a_square_around_the_face_for_the_whole_clip(annotated_samp
     assert crop.shape[1] < 0.9 * min(clip.size)
     fw = float((ann.face_box[:, 2] - ann.face_box[:, 0]).max())
     assert crop.shape[1] >= fw  # the whole face fits
+
+
+def test_label_values_of_the_wrong_type_are_named(tmp_path, sample_dir):
+    root = make_first_impressions(tmp_path / "fi", sample_dir)
+    table = load_plain_pickle(root / "annotation_training.pkl")
+    first = sorted(table["openness"])[0]
+    table["openness"][first] = "high"
+    (root / "annotation_training.pkl").write_bytes(pickle.dumps(table))
+    with pytest.raises(ConfigError, match=f"clip '{first}' has no valid openness score .got 'high'"):
+        load_split(root, "training")
+    table["openness"] = [1, 2]
+    (root / "annotation_training.pkl").write_bytes(pickle.dumps(table))
+    with pytest.raises(ConfigError, match="scores of 'openness' must be a dict"):
+        load_split(root, "training")

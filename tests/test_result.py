@@ -55,3 +55,16 @@ def test_shift_test_reads_like_scipy():
     assert t.pvalue == t.p_value and t.statistic == t.t_statistic
     assert t.confidence_interval() == (t.ci_low, t.ci_high)
     assert ShiftTest.from_dict(t.to_dict()) == t
+
+
+def test_select_refuses_names_that_match_nothing_and_families_skip_contrasts():
+    base = _result()
+    contrast = base.tests[0].with_(perturbation="lighting:dim vs lighting:gamma")
+    result = AuditResult(rater=base.rater, traits=base.traits, n_clips=4, config=base.config,
+                         tests=base.tests + (contrast,))
+    assert len(result.select("lighting")) == 3  # the family, not the contrast
+    assert result.select("lighting:dim vs lighting:gamma") == (contrast,)
+    with pytest.raises(KeyError, match="no perturbation or family 'lightning'"):
+        result.select("lightning")
+    with pytest.raises(KeyError, match="no trait 'opennes'"):
+        result.select(trait="opennes")

@@ -293,3 +293,18 @@ def test_clips_needed_undefined_and_unreachable():
     assert clips_needed(0.0, 0.0, margin=0.5) == 3
     assert clips_needed(0.4999999, 1.0, margin=0.5, max_n=1000) is None
     assert clips_needed(0.01, 1.0, margin=0.001, max_n=100) is None
+
+
+def test_small_shift_note_follows_the_corrected_verdict():
+    z = np.random.default_rng(11).normal(size=12)
+    z = (z - z.mean()) / z.std(ddof=1)
+    before = np.linspace(0.2, 0.8, 12)
+    t = paired_shift_test(before, before + 0.035 + 0.02 * z, margin=0.05)
+    # Alone: significant (p ~ 1e-4) and inside the margin (equivalence p ~ 0.01) → invariant.
+    assert t.verdict == "invariant" and "proven smaller than the margin" in t.note
+    # Among 41 tests, Holm lifts the equivalence p above alpha but not the shift p: a shift,
+    # and the note saying "proven smaller than the margin" must go with the old verdict.
+    others = [paired_shift_test(before, before + 0.3 * np.roll(z, k), margin=0.05) for k in range(40)]
+    corrected = correct([t] + others, method="holm")[0]
+    assert corrected.verdict == "shift"
+    assert "proven smaller than the margin" not in corrected.note

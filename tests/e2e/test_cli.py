@@ -112,6 +112,8 @@ def test_usage_errors_are_one_line(tmp_path, sample_dir, constant_rater_path):
     rater = str(constant_rater_path)
     empty = tmp_path / "empty"
     empty.mkdir()
+    folder_pt = tmp_path / "model.pt"
+    folder_pt.mkdir()
     cases = [
         (["--rater", rater, "--clips", str(tmp_path / "missing"), "--perturb", "lighting:dim"],
          [str(tmp_path / "missing"), "clip folder does not exist"]),
@@ -124,6 +126,8 @@ def test_usage_errors_are_one_line(tmp_path, sample_dir, constant_rater_path):
          ["--perturb", "did you mean lighting:dim"]),
         (["--rater", rater, "--clips", str(sample_dir), "--perturb", "lighting:dim", "--config",
           str(tmp_path / "none.toml")], ["none.toml", "does not exist"]),
+        (["--rater", rater, "--clips", str(sample_dir), "--margin", "-1"], ["--margin must be a positive"]),
+        (["--rater", str(folder_pt), "--clips", str(sample_dir)], ["is a folder, not a model file"]),
     ]
     for args, fragments in cases:
         assert_one_line_error(run("run", *args, "--out", str(tmp_path / "o"), "--quiet"), *fragments)
@@ -180,3 +184,13 @@ def test_perturb_errors(tmp_path, sample_dir):
                               "--out", str(tmp_path / "p.gif")), "give a .png")
     assert_one_line_error(run("perturb", "--clip", str(clip), "--perturb", "background:user",
                               "--out", str(tmp_path / "p.png")), "needs a folder of images")
+
+
+def test_a_folder_where_no_clip_can_be_read_is_an_error(tmp_path, constant_rater_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "a.mp4").write_bytes(b"junk" * 100)
+    (clips / "b.mp4").write_bytes(b"")
+    proc = run("run", "--rater", str(constant_rater_path), "--clips", str(clips), "--perturb",
+               "lighting:dim", "--out", str(tmp_path / "o"), "--quiet")
+    assert_one_line_error(proc, "no clip could be scored")
