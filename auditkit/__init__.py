@@ -1,13 +1,36 @@
-"""auditkit: counterfactual fairness audits of video-based personality raters."""
+"""auditkit: counterfactual fairness audits of video-based personality raters.
 
-from .clips import Clip, ClipSource, discover, load_clips, read_video
-from .engine import run_audit
-from .errors import AuditkitError, ClipError, ConfigError, RaterError
-from .raters import OCEAN, InputSpec, Rater, TorchRater, load_rater
-from .result import AuditResult, ShiftTest, Skipped
+Names are imported on first use (PEP 562), so that ``import auditkit`` — which pytest does for
+the plugin in every session of an environment where auditkit is installed — costs nothing until
+an audit actually runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["AuditResult", "AuditkitError", "Clip", "ClipError", "ClipSource", "ConfigError",
-           "InputSpec", "OCEAN", "Rater", "RaterError", "ShiftTest", "Skipped", "TorchRater",
-           "discover", "load_clips", "load_rater", "read_video", "run_audit"]
+_EXPORTS = {
+    "Clip": "clips", "ClipSource": "clips", "discover": "clips", "load_clips": "clips",
+    "read_video": "clips", "run_audit": "engine", "AuditkitError": "errors", "ClipError": "errors",
+    "ConfigError": "errors", "RaterError": "errors", "OCEAN": "raters", "InputSpec": "raters",
+    "Rater": "raters", "TorchRater": "raters", "load_rater": "raters", "AuditResult": "result",
+    "ShiftTest": "result", "Skipped": "result", "assert_invariant": "pytest_plugin",
+    "assert_no_shift": "pytest_plugin",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'auditkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

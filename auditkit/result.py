@@ -127,6 +127,12 @@ class AuditResult:
     created: str = ""
     schema_version: int = SCHEMA_VERSION
 
+    def __repr__(self) -> str:  # the full field dump is pages long in a failing test's traceback
+        counts = self.counts()
+        return (f"<AuditResult {self.rater.get('spec')!r}: {len(self.tests)} tests on {self.n_clips} clips, "
+                f"{counts['shift']} shift, {counts['invariant']} invariant, "
+                f"{counts['inconclusive']} inconclusive, {len(self.skipped)} skipped>")
+
     @property
     def perturbations(self) -> tuple[str, ...]:
         seen: dict[str, None] = {}
