@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="also compare two edits directly, e.g. 'background:bookshelf vs "
                           "background:plain' (repeatable)")
     run.add_argument("--scenes", metavar="DIR", help="folder of background images for background:user")
+    run.add_argument("--shortlist-top", type=float, metavar="SHARE",
+                     help="decision impact: the share of clips shortlisted (default 0.25)")
+    run.add_argument("--shortlist-trait", metavar="TRAIT",
+                     help="decision impact: shortlist by this trait (default: the mean of all traits)")
     run.add_argument("--max-missing-face", type=float, metavar="FRACTION",
                      help="face edits skip a clip whose face is missing in more than this share "
                           "of frames (default 0.5)")
@@ -131,7 +135,9 @@ def _config(args: argparse.Namespace):
                          batch_size=getattr(args, "batch_size", None),
                          contrasts=_contrasts(getattr(args, "contrast", None)),
                          scenes_dir=getattr(args, "scenes", None),
-                         max_missing_face=getattr(args, "max_missing_face", None))
+                         max_missing_face=getattr(args, "max_missing_face", None),
+                         shortlist_top=getattr(args, "shortlist_top", None),
+                         shortlist_trait=getattr(args, "shortlist_trait", None))
 
 
 def _contrasts(values: Sequence[str] | None) -> tuple[tuple[str, str], ...] | None:
@@ -183,6 +189,7 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
     """Run one audit as configured and write its files; return the exit code."""
     from .clips import discover
     from .engine import pick_device, run_audit, _resolve_perturbations
+    from .impact import ShortlistRule
     from .raters import load_rater
     from .report import render_html, render_text
     from .samples import sample_clips
@@ -207,6 +214,8 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
                        store=out / "results.sqlite", progress=not quiet,
                        contrasts=config.contrasts, scenes_dir=config.scenes_dir,
                        max_missing_face=config.max_missing_face,
+                       shortlist=ShortlistRule(config.shortlist_top, config.shortlist_trait,
+                                               dict(config.shortlist_weights)),
                        config={"rater": config.rater, "clips": str(clips_dir)})
 
     if result.n_clips == 0:

@@ -37,6 +37,9 @@ class AuditConfig:
     contrasts: tuple[tuple[str, str], ...] = ()   # pairs of edits compared directly
     scenes_dir: str | None = None                 # images for background:user
     max_missing_face: float = 0.5
+    shortlist_top: float = 0.25                   # decision impact: top share shortlisted...
+    shortlist_trait: str | None = None            # ...by one trait, or by a weighted sum:
+    shortlist_weights: Mapping[str, float] = field(default_factory=dict)
     source: str = field(default="", compare=False)  # where it was read from, for messages
 
     def __post_init__(self) -> None:
@@ -64,7 +67,16 @@ class AuditConfig:
         m = self.max_missing_face
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
             raise bad("max_missing_face", f"must be a number in [0, 1), got {m!r}")
-        for key in ("rater", "clips", "out", "scenes_dir"):
+        top = self.shortlist_top
+        if isinstance(top, bool) or not isinstance(top, (int, float)) or not 0 < top < 1:
+            raise bad("shortlist_top", f"must be a share in (0, 1), got {top!r}")
+        weights = self.shortlist_weights
+        if not isinstance(weights, Mapping) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in weights.values()):
+            raise bad("shortlist_weights", "must be a table of trait = number")
+        if weights and self.shortlist_trait:
+            raise bad("shortlist_trait", "and shortlist_weights exclude each other: give one")
+        for key in ("rater", "clips", "out", "scenes_dir", "shortlist_trait"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value):
                 raise bad(key, f"must be a non-empty string, got {value!r}")

@@ -27,6 +27,7 @@ from .clips import Clip, ClipSource, as_sources, sample_indices
 from .errors import ClipError, ConfigError, RaterError
 from .raters import check_scores, load_rater, rater_identity
 from .result import AuditResult, Skipped
+from .impact import ShortlistRule, decision_impact, group_columns, group_shifts, impact_ratios
 from .store import ORIGINAL, Store
 
 DEFAULT_MARGIN = 0.05
@@ -94,6 +95,7 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
               progress: bool | Callable[[int], None] = False,
               contrasts: Sequence[tuple[str, str]] = (), scenes_dir: str | Path | None = None,
               max_missing_face: float = DEFAULT_MAX_MISSING_FACE, annotator: Annotator | None = None,
+              shortlist: ShortlistRule | None = None,
               config: Mapping[str, Any] | None = None) -> AuditResult:
     """Audit ``rater`` on ``clips`` under each perturbation and return the judged result.
 
@@ -104,7 +106,8 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
     other directly (``("background:bookshelf", "background:plain")``); ``scenes_dir``: images
     for ``background:user``; ``max_missing_face``: the share of frames without a face above
     which face edits skip a clip; ``annotator``: where annotations come from (default: MediaPipe
-    with the on-disk cache).
+    with the on-disk cache); ``shortlist``: the rule whose decisions the impact section counts
+    (default: top 25% by the mean of all traits).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -116,6 +119,8 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
         raise ConfigError(f"max_missing_face must be in [0, 1), got {max_missing_face}")
     dev = pick_device(device)
     rater = load_rater(rater, device=dev)
+    shortlist = shortlist or ShortlistRule()
+    shortlist.check(rater.trait_names)
     edits = _resolve_perturbations(perturbations, scenes_dir=scenes_dir)
     contrasts = _check_contrasts(contrasts, edits)
     sources = as_sources(clips)
@@ -136,11 +141,13 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
                    max_missing_face=max_missing_face)
         return _judge(db, rater_identity=identity, traits=traits, sources=sources, edits=edits,
                       contrasts=contrasts, margins=margins, alpha=alpha, correction=correction,
+                      shortlist=shortlist,
                       config={"perturbations": [e.name for e in edits],
                               "contrasts": [list(c) for c in contrasts], "margin": margins,
                               "alpha": alpha, "correction": correction, "seed": int(seed),
                               "max_side": int(max_side), "batch_size": int(batch_size),
-                              "max_missing_face": max_missing_face, **dict(config or {})})
+                              "max_missing_face": max_missing_face, "shortlist": shortlist.describe(),
+                              **dict(config or {})})
     finally:
         if own_store:
             db.commit()
@@ -277,10 +284,37 @@ def _apply(edit: Perturbation, clip: Clip, frames: torch.Tensor, annotations: An
         return f"{edit.name} failed on this clip: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
 
 
+def _impact(db: Store, ids: set[str], traits: Sequence[str], arms: Sequence[tuple[str, str, str]],
+            rule: ShortlistRule) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Decision impact of each edit on a shortlist, and shifts and impact ratios per group."""
+    per_trait = {cond: {t: db.scores(cond, t) for t in traits} for cond in [ORIGINAL] + [a for _, a, _ in arms]}
+
+    def shortlist_scores(cond: str) -> dict[str, float]:
+        table = per_trait[cond]
+        return {c: rule.score({t: table[t][c] for t in traits}, traits) for c in ids
+                if all(c in table[t] for t in traits)}
+
+    original = shortlist_scores(ORIGINAL)
+    edited = {a: shortlist_scores(a) for _, a, _ in arms}
+    impact = decision_impact(original, edited, rule)
+    metadata = db.metadata()
+    groups: dict[str, Any] = {}
+    for column in group_columns({c: m for c, m in metadata.items() if c in ids}):
+        member = {c: m[column] for c, m in metadata.items() if c in ids and m.get(column)}
+        groups[column] = {
+            "impact_ratio": {ORIGINAL: impact_ratios(original, member),
+                             **{a: impact_ratios(s, member) for a, s in edited.items()}},
+            "shift": {a: {t: group_shifts({c: per_trait[a][t][c] - per_trait[ORIGINAL][t][c]
+                                           for c in per_trait[a][t] if c in per_trait[ORIGINAL][t]}, member)
+                          for t in traits} for _, a, _ in arms},
+        }
+    return impact, groups
+
+
 def _judge(db: Store, *, rater_identity: Mapping[str, Any], traits: Sequence[str], sources: list,
            edits: list[Perturbation], contrasts: Sequence[tuple[str, str]],
            margins: Mapping[str, float], alpha: float, correction: str,
-           config: Mapping[str, Any]) -> AuditResult:
+           config: Mapping[str, Any], shortlist: ShortlistRule) -> AuditResult:
     ids = {s.id for s in sources}
     arms = [(ORIGINAL, e.name, e.name) for e in edits]
     arms += [(b, a, contrast_name(a, b)) for a, b in contrasts]  # a − b per clip
@@ -295,6 +329,7 @@ def _judge(db: Store, *, rater_identity: Mapping[str, Any], traits: Sequence[str
                 np.array([after[c] for c in paired], dtype=float),
                 margin=margins[trait], alpha=alpha, perturbation=label, trait=trait))
     tests = stats.correct(tests, method=correction)
+    impact, groups = _impact(db, ids, traits, arms[:len(edits)], shortlist)
     conditions = {e.name for e in edits}
     skipped_rows = [r for r in db.skipped() if r[0] in ids]
     listed = {(c, p) for c, p, _ in skipped_rows}
@@ -312,6 +347,7 @@ def _judge(db: Store, *, rater_identity: Mapping[str, Any], traits: Sequence[str
     return AuditResult(
         rater=dict(rater_identity), traits=tuple(traits), n_clips=len(scored),
         config={**config, "n_clips_found": len(ids)}, tests=tuple(tests), skipped=tuple(skipped),
+        impact=impact, groups=groups,
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat())
 
 

@@ -49,6 +49,7 @@ def render_text(result: AuditResult, *, only: str | None = None) -> str:
                  f"{counts['invariant']} invariant, {counts['inconclusive']} inconclusive "
                  f"(margin {_margin_text(result)}, alpha {result.config.get('alpha')}, "
                  f"{result.config.get('correction')} correction)")
+    lines += impact_lines(result)
     needs = sorted({t.n_needed for t in result.tests if t.verdict == "inconclusive" and t.n_needed})
     if needs:
         lines.append(f"inconclusive tests would need about {needs[0]}"
@@ -57,6 +58,30 @@ def render_text(result: AuditResult, *, only: str | None = None) -> str:
         lines.append(f"{len(result.skipped)} pair(s) skipped:")
         lines += [f"  {s.clip} / {s.perturbation}: {s.reason}" for s in result.skipped]
     return "\n".join(lines)
+
+
+def impact_lines(result: AuditResult) -> list[str]:
+    """Decision impact and group findings in a few sentences (text and Markdown share them)."""
+    lines = []
+    impact = result.impact or {}
+    moved = [(edit, len(v["entered"]), len(v["left"])) for edit, v in impact.get("edits", {}).items()
+             if v["entered"] or v["left"]]
+    if impact.get("edits"):
+        head = f"shortlist ({impact['rule']}, {impact['size']} clips): "
+        lines.append(head + ("; ".join(f"{e}: {i} enter, {o} leave" for e, i, o in moved)
+                             if moved else "no edit moves a clip in or out"))
+    alpha = float(result.config.get("alpha", 0.05))
+    for column, info in sorted((result.groups or {}).items()):
+        worst = []
+        for cond, rates in info.get("impact_ratio", {}).items():
+            ratios = [(v["impact_ratio"], g) for g, v in rates.items() if v.get("impact_ratio") is not None]
+            if ratios and min(ratios)[0] < 0.8:
+                worst.append(f"{cond}: {min(ratios)[1]} at {min(ratios)[0]:.2f}")
+        differ = [f"{cond} / {trait} (p {v['differs_p']:.3f})" for cond, traits in info.get("shift", {}).items()
+                  for trait, v in traits.items() if v.get("differs_p") is not None and v["differs_p"] < alpha]
+        lines.append(f"groups by {column}: impact ratio below 0.8 — {'; '.join(worst) or 'none'}; "
+                     f"shift differs between groups (uncorrected) — {'; '.join(differ) or 'none'}")
+    return lines
 
 
 def _margin_text(result: AuditResult) -> str:
@@ -147,6 +172,11 @@ def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None,
             data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
             parts.append(f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{data}'>"
                          f"<figcaption>{esc(name)}</figcaption></figure>")
+    extra = impact_lines(result)
+    if extra:
+        parts.append("<h2>Decision impact and groups</h2><ul>")
+        parts += [f"<li>{esc(line)}</li>" for line in extra]
+        parts.append("</ul>")
     if result.skipped:
         parts.append(f"<h2>Skipped pairs ({len(result.skipped)})</h2><table><tr><th class='l'>clip</th>"
                      "<th class='l'>perturbation</th><th class='l'>reason</th></tr>")
@@ -178,6 +208,9 @@ def render_markdown(result: AuditResult) -> str:
             verdict += f" (about {t.n_needed} clips needed)"
         lines.append(f"| `{t.perturbation}` | {t.trait} | {t.n} | {_num(t.mean_shift)} | {_ci(t)} | "
                      f"{_p(t.p_adjusted)} | {verdict} |")
+    extra = impact_lines(result)
+    if extra:
+        lines += [""] + [f"- {line}" for line in extra]
     if result.skipped:
         lines += ["", f"{len(result.skipped)} pair(s) not scored:", ""]
         lines += [f"- `{s.clip}` / `{s.perturbation}`: {s.reason}" for s in result.skipped]

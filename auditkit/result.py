@@ -8,7 +8,7 @@ JSON: an undefined statistic is ``None`` (``null``), so the file stays valid str
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, Iterable, Iterator, Mapping
 
 SCHEMA_VERSION = 1
@@ -126,6 +126,8 @@ class AuditResult:
     skipped: tuple[Skipped, ...] = ()
     created: str = ""
     schema_version: int = SCHEMA_VERSION
+    impact: Mapping[str, Any] = field(default_factory=dict)   # decision impact (auditkit.impact)
+    groups: Mapping[str, Any] = field(default_factory=dict)   # per metadata group column
 
     def __repr__(self) -> str:  # the full field dump is pages long in a failing test's traceback
         counts = self.counts()
@@ -194,6 +196,8 @@ class AuditResult:
             "config": dict(self.config),
             "tests": [t.to_dict() for t in self.tests],
             "skipped": [s.to_dict() for s in self.skipped],
+            "impact": dict(self.impact),
+            "groups": dict(self.groups),
         }
 
     @classmethod
@@ -219,6 +223,8 @@ class AuditResult:
             skipped=tuple(Skipped.from_dict(s) for s in data["skipped"]),
             created=str(data.get("created", "")),
             schema_version=version,
+            impact=dict(data.get("impact") or {}),
+            groups=dict(data.get("groups") or {}),
         )
 
 

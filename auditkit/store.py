@@ -97,6 +97,9 @@ class Store:
         return self.db.execute("SELECT clip_id, condition, reason FROM skipped "
                                "ORDER BY clip_id, condition").fetchall()
 
+    def metadata(self) -> dict[str, dict[str, str]]:
+        return {c: json.loads(m) for c, m in self.db.execute("SELECT clip_id, metadata FROM clips")}
+
     def clip_ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT clip_id FROM clips ORDER BY clip_id")]
 
