@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .result import AuditResult, ShiftTest
 
@@ -98,6 +99,7 @@ table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
 th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
 th{background:#f3f3f3} td.l,th.l{text-align:left}
 .shift{background:#f8d0cc;font-weight:600}.invariant{background:#d5f0d5}.inconclusive{background:#f6efc9}
+table.grid td{text-align:center;min-width:6rem}.cond{display:inline-block;vertical-align:top;margin:.5rem 1rem}
 figure{display:inline-block;margin:.5rem;vertical-align:top}figure img{max-width:560px;border:1px solid #ccc}
 code{background:#f3f3f3;padding:0 .2rem}
 """
@@ -119,6 +121,105 @@ def comparison_rows(result: AuditResult, baseline: AuditResult) -> list[tuple[Sh
             if (t.perturbation, t.trait) in index]
 
 
+_SHORT = {"shift": "S", "invariant": "I", "inconclusive": "?"}
+
+
+def _grid(result: AuditResult) -> list[str]:
+    """Verdict grid: an edit per row, a trait per column, coloured by verdict, with the shift."""
+    edits = result.perturbations
+    esc = html.escape
+    out = ["<h2>Verdicts</h2><table class='grid'><tr><th class='l'>edit</th>"
+           + "".join(f"<th>{esc(t)}</th>" for t in result.traits) + "</tr>"]
+    index = {(t.perturbation, t.trait): t for t in result.tests}
+    for edit in edits:
+        cells = []
+        for trait in result.traits:
+            t = index.get((edit, trait))
+            cells.append("<td></td>" if t is None else
+                         f"<td class='{t.verdict}' title='{esc(t.verdict)}'>{_num(t.mean_shift)} "
+                         f"<small>{_SHORT[t.verdict]}</small></td>")
+        out.append(f"<tr><th class='l'>{esc(edit)}</th>{''.join(cells)}</tr>")
+    out.append("</table><p><small>S shift, I invariant, ? inconclusive; the number is the mean "
+               "shift (edited − original).</small></p>")
+    return out
+
+
+def _reach(tests: Sequence[ShiftTest]) -> float:
+    """Half-width of the plots' axis: one scale for the whole report, so plots compare."""
+    rows = [t for t in tests if t.ci_low is not None and t.ci_high is not None]
+    return max([t.margin * 1.5 for t in tests] + [abs(t.ci_low) for t in rows]
+               + [abs(t.ci_high) for t in rows] + [1e-6])
+
+
+def _forest(tests: list[ShiftTest], reach: float) -> str:
+    """An inline SVG: each trait's CI of the mean shift against the ±margin band."""
+    rows = [t for t in tests if t.ci_low is not None and t.ci_high is not None]
+    if not rows:
+        return ""
+    width, left, row_h = 420, 140, 18
+    height = row_h * len(rows) + 24
+    scale = (width - left - 10) / (2 * reach)
+
+    def x(v: float) -> float:
+        return round(left + (v + reach) * scale, 2)
+
+    colours = {"shift": "#c0392b", "invariant": "#27ae60", "inconclusive": "#b7950b"}
+    svg = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img'>"]
+    margin = rows[0].margin
+    svg.append(f"<rect x='{x(-margin)}' y='0' width='{round(x(margin) - x(-margin), 2)}' "
+               f"height='{height - 20}' fill='#e8f5e9'/>")
+    svg.append(f"<line x1='{x(0)}' y1='0' x2='{x(0)}' y2='{height - 20}' stroke='#888'/>")
+    for i, t in enumerate(rows):
+        y = row_h * i + 10
+        svg.append(f"<text x='4' y='{y + 4}' font-size='11'>{html.escape(t.trait or '')}</text>")
+        svg.append(f"<line x1='{x(t.ci_low)}' y1='{y}' x2='{x(t.ci_high)}' y2='{y}' "
+                   f"stroke='{colours[t.verdict]}' stroke-width='2'/>")
+        svg.append(f"<circle cx='{x(t.mean_shift or 0.0)}' cy='{y}' r='3' fill='{colours[t.verdict]}'/>")
+    svg.append(f"<text x='{x(-margin)}' y='{height - 6}' font-size='10' text-anchor='middle'>−{margin:g}</text>")
+    svg.append(f"<text x='{x(margin)}' y='{height - 6}' font-size='10' text-anchor='middle'>+{margin:g}</text>")
+    svg.append("</svg>")
+    return "".join(svg)
+
+
+def _conditions(result: AuditResult) -> list[str]:
+    """Per edit: N, skipped pairs, the CIs against the margin band, what inconclusive needs."""
+    esc = html.escape
+    out = ["<h2>Conditions</h2><p>Each line is a trait's confidence interval of the mean shift; the "
+           "green band is ±margin. A line inside the band is what <em>invariant</em> needs.</p>"]
+    reach = _reach(result.tests)
+    for edit in result.perturbations:
+        tests = [t for t in result.tests if t.perturbation == edit]
+        skipped = sum(s.perturbation == edit for s in result.skipped)
+        needs = sorted({t.n_needed for t in tests if t.verdict == "inconclusive" and t.n_needed})
+        need = (f"; inconclusive traits would need about {needs[-1]} clips" if needs else "")
+        out.append(f"<div class='cond'><h3>{esc(edit)}</h3><p>N = {max((t.n for t in tests), default=0)} "
+                   f"paired clips, {skipped} pair(s) skipped{esc(need)}.</p>{_forest(tests, reach)}</div>")
+    return out
+
+
+def _data_and_limits(result: AuditResult) -> list[str]:
+    esc = html.escape
+    cfg = result.config
+    return [
+        "<h2>Data</h2>",
+        f"<p>Clips: <code>{esc(str(cfg.get('clips', 'given in Python')))}</code>; "
+        f"{cfg.get('n_clips_found', result.n_clips)} found, {result.n_clips} scored; "
+        f"{len(result.skipped)} (clip, edit) pair(s) not scored (listed below). Rater input: "
+        f"<code>{esc(json.dumps(result.rater.get('input', {}), sort_keys=True))}</code>.</p>",
+        "<h2>Method and limitations</h2><ul>",
+        "<li>Each clip is its own control: the same rater scores the original and the edited copy; "
+        "the edit is applied before the rater's own preprocessing.</li>",
+        f"<li>Paired t-test and TOST at alpha {cfg.get('alpha')}, {esc(str(cfg.get('correction')))} "
+        "correction across every (edit, trait) test; Wilcoxon signed-rank reported beside them.</li>",
+        "<li>The edits are synthetic: drawn glasses, composited backgrounds, simulated light. They "
+        "approximate, not reproduce, a person filmed twice; the sham control measures what "
+        "compositing alone does.</li>",
+        "<li>Results hold for these clips and this rater version (hash above); a different population, "
+        "camera or rater release needs its own audit. Verdicts about groups are exploratory (uncorrected).</li>",
+        "</ul>",
+    ]
+
+
 def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None, *,
                 baseline: AuditResult | None = None, baseline_label: str = "before") -> str:
     esc = html.escape
@@ -134,13 +235,18 @@ def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None,
         f"(<code>{esc(str(result.rater.get('hash', ''))[:23])}</code>), {result.n_clips} clips, "
         f"{len(result.tests)} tests: <b>{counts['shift']} shift</b>, {counts['invariant']} invariant, "
         f"{counts['inconclusive']} inconclusive. Created {esc(result.created)}.</p>",
-        "<p>Each test pairs a clip's score with the score of its edited copy. <em>shift</em>: the "
-        "mean difference is significant after correction; <em>invariant</em>: equivalence within "
-        "the margin is shown (TOST) after correction; <em>inconclusive</em>: neither — not a pass.</p>",
-        "<table><tr><th class='l'>perturbation</th><th class='l'>trait</th><th>n</th><th>mean shift</th>"
-        "<th>CI</th><th>d<sub>z</sub></th><th>p (t)</th><th>p adj</th><th>p (Wilcoxon)</th>"
-        "<th>equiv p adj</th><th>margin</th><th class='l'>verdict</th><th class='l'>note</th></tr>",
+        "<p>Each test pairs a clip's score with the score of its edited copy. <em>invariant</em>: "
+        "equivalence within the margin is shown (TOST) after correction — a detectable shift proven "
+        "smaller than the margin counts here; <em>shift</em>: the mean difference is significant "
+        "after correction and not proven smaller than the margin; <em>inconclusive</em>: neither — "
+        "not a pass.</p>",
     ]
+    parts += _grid(result)
+    parts += _conditions(result)
+    parts += ["<h2>All tests</h2>",
+              "<table><tr><th class='l'>perturbation</th><th class='l'>trait</th><th>n</th><th>mean shift</th>"
+              "<th>CI</th><th>d<sub>z</sub></th><th>p (t)</th><th>p adj</th><th>p (Wilcoxon)</th>"
+              "<th>equiv p adj</th><th>margin</th><th class='l'>verdict</th><th class='l'>note</th></tr>"]
     for t in result.tests:
         note = t.note
         if t.verdict == "inconclusive" and t.n_needed:
@@ -183,6 +289,7 @@ def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None,
         parts += [f"<tr><td class='l'>{esc(s.clip)}</td><td class='l'>{esc(s.perturbation)}</td>"
                   f"<td class='l'>{esc(s.reason)}</td></tr>" for s in result.skipped]
         parts.append("</table>")
+    parts += _data_and_limits(result)
     parts.append("<h2>Configuration</h2><table>")
     parts += [f"<tr><th class='l'>{esc(str(k))}</th><td class='l'>{esc(str(v))}</td></tr>"
               for k, v in sorted(result.config.items())]

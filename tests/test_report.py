@@ -81,3 +81,15 @@ def test_unreadable_audit_files(tmp_path):
     (tmp_path / "x.json").write_text("{not json")
     proc = report(tmp_path / "x.json")
     assert proc.returncode == 2 and "not valid JSON" in proc.stderr
+
+
+def test_html_has_the_verdict_grid_condition_plots_data_and_limitations(saved):
+    _, result = saved
+    page = render_html(result)
+    assert "<h2>Verdicts</h2>" in page and page.count("<th class='l'>lighting:") == 2
+    assert page.count("<svg") == 2  # one CI plot per condition, against the margin band
+    assert "paired clips, 0 pair(s) skipped" in page
+    assert "<h2>Method and limitations</h2>" in page and "12 scored" in page
+    # Self-contained: nothing in it would load from anywhere.
+    stripped = page.replace("http://www.w3.org/2000/svg", "").replace("http-equiv", "")
+    assert "http" not in stripped and "<script" not in stripped and "src='/" not in stripped
