@@ -191,6 +191,7 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
     from .engine import pick_device, run_audit, _resolve_perturbations
     from .impact import ShortlistRule
     from .raters import load_rater
+    from .store import Store
     from .report import render_html, render_text
     from .samples import sample_clips
 
@@ -223,7 +224,9 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
                             f"{out / 'results.sqlite'}, table skipped)")
     previews = _write_previews(result, sources, edits, out / "previews", config)
     (out / "audit.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    (out / "report.html").write_text(render_html(result, previews), encoding="utf-8")
+    with Store(out / "results.sqlite") as store:
+        shifts = store.shifts(result)
+    (out / "report.html").write_text(render_html(result, previews, shifts=shifts), encoding="utf-8")
     if echo:
         print(render_text(result))
         print(f"\nwrote {out / 'audit.json'}, {out / 'report.html'}, {out / 'results.sqlite'}")
@@ -279,12 +282,29 @@ def load_audit(path: str | Path):
         raise AuditkitError(f"{path}: {message}") from None
 
 
+def _saved_shifts(folder: Path, result) -> dict:
+    """Per-clip shifts from the run's own store, when it sits beside audit.json (and only there)."""
+    from .store import Store
+
+    import sqlite3
+
+    path = folder / "results.sqlite"
+    if not path.is_file() or path.is_symlink():
+        return {}
+    try:
+        with Store(path) as store:
+            return store.shifts(result)
+    except (AuditkitError, sqlite3.Error):  # a damaged store costs the dots, not the report
+        return {}
+
+
 def _report(args: argparse.Namespace) -> int:
     from .report import preview_files, render_html, render_junit, render_markdown
 
     result = load_audit(args.audit)
     if args.format == "html":
-        text = render_html(result, preview_files(Path(args.audit).resolve().parent / "previews"))
+        folder = Path(args.audit).resolve().parent
+        text = render_html(result, preview_files(folder / "previews"), shifts=_saved_shifts(folder, result))
     else:
         text = render_markdown(result) if args.format == "md" else render_junit(result)
     if args.out:

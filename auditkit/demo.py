@@ -169,11 +169,14 @@ def _compare_in_report(after_dir: Path, before_dir: Path) -> None:
     """Re-render the second run's report with the before/after table."""
     from .report import preview_files, render_html
     from .result import AuditResult
+    from .store import Store
 
     after = AuditResult.from_dict(json.loads((after_dir / "audit.json").read_text()))
     before = AuditResult.from_dict(json.loads((before_dir / "audit.json").read_text()))
+    with Store(after_dir / "results.sqlite") as store:
+        shifts = store.shifts(after)
     html = render_html(after, preview_files(after_dir / "previews"), baseline=before,
-                       baseline_label="before retraining")
+                       baseline_label="before retraining", shifts=shifts)
     (after_dir / "report.html").write_text(html, encoding="utf-8")
 
 

@@ -97,7 +97,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1200px}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
 th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
-th{background:#f3f3f3} td.l,th.l{text-align:left}
+th{background:#f3f3f3} td.l,th.l{text-align:left} td:not(.l){white-space:nowrap}
 .shift{background:#f8d0cc;font-weight:600}.invariant{background:#d5f0d5}.inconclusive{background:#f6efc9}
 table.grid td{text-align:center;min-width:6rem}.cond{display:inline-block;vertical-align:top;margin:.5rem 1rem}
 figure{display:inline-block;margin:.5rem;vertical-align:top}figure img{max-width:560px;border:1px solid #ccc}
@@ -144,14 +144,18 @@ def _grid(result: AuditResult) -> list[str]:
     return out
 
 
-def _reach(tests: Sequence[ShiftTest]) -> float:
+Shifts = Mapping[tuple[str, str], Sequence[float]]
+
+
+def _reach(tests: Sequence[ShiftTest], shifts: Shifts) -> float:
     """Half-width of the plots' axis: one scale for the whole report, so plots compare."""
     rows = [t for t in tests if t.ci_low is not None and t.ci_high is not None]
+    values = [abs(v) for vs in shifts.values() for v in vs]
     return max([t.margin * 1.5 for t in tests] + [abs(t.ci_low) for t in rows]
-               + [abs(t.ci_high) for t in rows] + [1e-6])
+               + [abs(t.ci_high) for t in rows] + values + [1e-6])
 
 
-def _forest(tests: list[ShiftTest], reach: float) -> str:
+def _forest(tests: list[ShiftTest], reach: float, shifts: Shifts) -> str:
     """An inline SVG: each trait's CI of the mean shift against the ±margin band."""
     rows = [t for t in tests if t.ci_low is not None and t.ci_high is not None]
     if not rows:
@@ -172,6 +176,10 @@ def _forest(tests: list[ShiftTest], reach: float) -> str:
     for i, t in enumerate(rows):
         y = row_h * i + 10
         svg.append(f"<text x='4' y='{y + 4}' font-size='11'>{html.escape(t.trait or '')}</text>")
+        # Each clip's own shift, spread over three lanes so that equal values stay visible.
+        for k, d in enumerate(shifts.get((t.perturbation, t.trait), ())):
+            svg.append(f"<circle cx='{x(d)}' cy='{y + (k % 3 - 1) * 4}' r='1.6' fill='#777' "
+                       "fill-opacity='0.55'/>")
         svg.append(f"<line x1='{x(t.ci_low)}' y1='{y}' x2='{x(t.ci_high)}' y2='{y}' "
                    f"stroke='{colours[t.verdict]}' stroke-width='2'/>")
         svg.append(f"<circle cx='{x(t.mean_shift or 0.0)}' cy='{y}' r='3' fill='{colours[t.verdict]}'/>")
@@ -181,19 +189,20 @@ def _forest(tests: list[ShiftTest], reach: float) -> str:
     return "".join(svg)
 
 
-def _conditions(result: AuditResult) -> list[str]:
-    """Per edit: N, skipped pairs, the CIs against the margin band, what inconclusive needs."""
+def _conditions(result: AuditResult, shifts: Shifts) -> list[str]:
+    """Per edit: N, skipped pairs, the clips' shifts and the CIs against the margin band."""
     esc = html.escape
-    out = ["<h2>Conditions</h2><p>Each line is a trait's confidence interval of the mean shift; the "
-           "green band is ±margin. A line inside the band is what <em>invariant</em> needs.</p>"]
-    reach = _reach(result.tests)
+    out = ["<h2>Conditions</h2><p>Each line is a trait's confidence interval of the mean shift "
+           "(grey dots: the clips' own shifts); the green band is ±margin. A line inside the band "
+           "is what <em>invariant</em> needs.</p>"]
+    reach = _reach(result.tests, shifts)
     for edit in result.perturbations:
         tests = [t for t in result.tests if t.perturbation == edit]
         skipped = sum(s.perturbation == edit for s in result.skipped)
         needs = sorted({t.n_needed for t in tests if t.verdict == "inconclusive" and t.n_needed})
         need = (f"; inconclusive traits would need about {needs[-1]} clips" if needs else "")
         out.append(f"<div class='cond'><h3>{esc(edit)}</h3><p>N = {max((t.n for t in tests), default=0)} "
-                   f"paired clips, {skipped} pair(s) skipped{esc(need)}.</p>{_forest(tests, reach)}</div>")
+                   f"paired clips, {skipped} pair(s) skipped{esc(need)}.</p>{_forest(tests, reach, shifts)}</div>")
     return out
 
 
@@ -221,7 +230,10 @@ def _data_and_limits(result: AuditResult) -> list[str]:
 
 
 def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None, *,
-                baseline: AuditResult | None = None, baseline_label: str = "before") -> str:
+                baseline: AuditResult | None = None, baseline_label: str = "before",
+                shifts: Shifts | None = None) -> str:
+    """The offline report. ``shifts``: each test's per-clip shifts (``Store.shifts``), drawn
+    behind its confidence interval when given."""
     esc = html.escape
     counts = result.counts()
     parts = [
@@ -242,7 +254,7 @@ def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None,
         "not a pass.</p>",
     ]
     parts += _grid(result)
-    parts += _conditions(result)
+    parts += _conditions(result, shifts or {})
     parts += ["<h2>All tests</h2>",
               "<table><tr><th class='l'>perturbation</th><th class='l'>trait</th><th>n</th><th>mean shift</th>"
               "<th>CI</th><th>d<sub>z</sub></th><th>p (t)</th><th>p adj</th><th>p (Wilcoxon)</th>"

@@ -97,6 +97,16 @@ class Store:
         return self.db.execute("SELECT clip_id, condition, reason FROM skipped "
                                "ORDER BY clip_id, condition").fetchall()
 
+    def shifts(self, result: Any) -> dict[tuple[str, str], list[float]]:
+        """Per (perturbation, trait) of an ``AuditResult``: each clip's edited − original score
+        (for a contrast ``A vs B``: A − B), the distribution behind the test's mean."""
+        out: dict[tuple[str, str], list[float]] = {}
+        for t in result.tests:
+            arm, _, base = (t.perturbation or "").partition(" vs ")
+            before, after = self.scores(base or ORIGINAL, t.trait), self.scores(arm, t.trait)
+            out[(t.perturbation, t.trait)] = [after[c] - before[c] for c in sorted(after) if c in before]
+        return out
+
     def metadata(self) -> dict[str, dict[str, str]]:
         return {c: json.loads(m) for c, m in self.db.execute("SELECT clip_id, metadata FROM clips")}
 

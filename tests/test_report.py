@@ -93,3 +93,19 @@ def test_html_has_the_verdict_grid_condition_plots_data_and_limitations(saved):
     # Self-contained: nothing in it would load from anywhere.
     stripped = page.replace("http://www.w3.org/2000/svg", "").replace("http-equiv", "")
     assert "http" not in stripped and "<script" not in stripped and "src='/" not in stripped
+
+
+def test_html_draws_each_clips_shift_from_the_store(sample_dir, brightness_rater_path, tmp_path):
+    from auditkit.store import Store
+
+    db = tmp_path / "results.sqlite"
+    result = run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim", "lighting:bright"],
+                       contrasts=[("lighting:bright", "lighting:dim")], store=db)
+    with Store(db) as store:
+        shifts = store.shifts(result)
+    assert all(len(v) == 12 for v in shifts.values()) and len(shifts) == 15
+    contrast = shifts[("lighting:bright vs lighting:dim", "openness")]
+    assert min(contrast) > 0  # brighter minus dimmer: every clip's openness goes up
+    page = render_html(result, shifts=shifts)
+    assert page.count("r='1.6'") == 15 * 12
+    assert render_html(result, shifts=shifts) == page
