@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -54,7 +54,6 @@ class DemoConfig:
     # is also among that person's training clips: held-out clips test generalisation to new
     # clips, not to a framing the rater never saw.
     held_out: tuple[str, ...] = ("collins_08_wide", "collins_10_wide", "hopper_04_wide", "hopper_05_tight")
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _family(edit: str) -> str:

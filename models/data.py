@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-import torch
 
 from auditkit.clips import VIDEO_EXTENSIONS, Clip, read_video
 from auditkit.errors import ConfigError
@@ -149,12 +148,3 @@ def face_crop(clip: Clip, annotations: Any, margin: float = 0.6) -> np.ndarray:
 
 def read_clip(item: LabelledClip, *, frames: int, max_side: int = 256) -> Clip:
     return read_video(item.path, num_frames=frames, max_side=max_side)
-
-
-def to_input(frames: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 ``[T, H, W, 3]`` → float ``[T, 3, size, size]`` in [0, 1], as the audit prepares it."""
-    from auditkit.engine import rater_input
-    from auditkit.raters import InputSpec
-
-    tensor = torch.as_tensor(frames)
-    return rater_input(tensor, InputSpec(size=size, frames=tensor.shape[0]))
