@@ -19,6 +19,7 @@ CORRECTIONS = ("holm", "bh", "bonferroni", "none")
 COMMAND_LINE = "command line"
 _FLAGS = {"perturbations": "perturb", "scenes_dir": "scenes", "contrasts": "contrast"}
 DEVICES = ("auto", "cpu", "cuda")
+EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class AuditConfig:
     shortlist_top: float = 0.25                   # decision impact: top share shortlisted...
     shortlist_trait: str | None = None            # ...by one trait, or by a weighted sum:
     shortlist_weights: Mapping[str, float] = field(default_factory=dict)
+    executor: str = "local"                       # or "ray"
+    workers: int | None = None                    # local: annotation processes (1); ray: actors (auto)
+    ray_address: str | None = None                # an existing Ray cluster; default: start a local one
     source: str = field(default="", compare=False)  # where it was read from, for messages
 
     def __post_init__(self) -> None:
@@ -76,7 +80,12 @@ class AuditConfig:
             raise bad("shortlist_weights", "must be a table of trait = number")
         if weights and self.shortlist_trait:
             raise bad("shortlist_trait", "and shortlist_weights exclude each other: give one")
-        for key in ("rater", "clips", "out", "scenes_dir", "shortlist_trait"):
+        if self.executor not in EXECUTORS:
+            raise bad("executor", f"must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                         or self.workers < 0 or (self.executor == "ray" and self.workers < 1)):
+            raise bad("workers", f"must be an integer >= {1 if self.executor == 'ray' else 0}, got {self.workers!r}")
+        for key in ("rater", "clips", "out", "scenes_dir", "shortlist_trait", "ray_address"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value):
                 raise bad(key, f"must be a non-empty string, got {value!r}")

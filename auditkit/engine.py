@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import perturbations as _perturbations
-from perturbations import DEFAULT_MAX_MISSING_FACE, NotApplicable, Perturbation, clip_seed
+from perturbations import DEFAULT_MAX_MISSING_FACE, Perturbation
 from perturbations.annotate import Annotator
 
 from . import stats
-from .clips import Clip, ClipSource, as_sources, sample_indices
-from .errors import ClipError, ConfigError, RaterError
-from .raters import check_scores, load_rater, rater_identity
+from .clips import Clip, ClipSource, as_sources
+from .errors import ConfigError
+from .executors import Job, make_executor
+from .raters import load_rater, rater_identity
 from .result import AuditResult, Skipped
 from .impact import ShortlistRule, decision_impact, group_columns, group_shifts, impact_ratios
 from .store import ORIGINAL, Store
+from .work import DEFAULT_CALL_BYTES, apply_edit, items_per_call, rater_input  # noqa: F401 (public)
 
 DEFAULT_MARGIN = 0.05
 DEFAULT_ALPHA = 0.05
@@ -47,15 +47,6 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def rater_input(frames: torch.Tensor, spec: Any) -> torch.Tensor:
-    """uint8 ``[T, H, W, 3]`` → float ``[T', 3, h, w]`` in [0, 1] as the rater declared it."""
-    index = torch.as_tensor(sample_indices(frames.shape[0], spec.frames), device=frames.device)
-    x = frames.index_select(0, index).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
-    if tuple(x.shape[-2:]) != tuple(spec.size):
-        x = F.interpolate(x, size=spec.size, mode="bilinear", antialias=True, align_corners=False)
-    return x.clamp_(0.0, 1.0)
-
-
 def _margins(margin: float | Mapping[str, float], traits: Sequence[str]) -> dict[str, float]:
     if isinstance(margin, Mapping):
         unknown = sorted(set(margin) - set(traits) - {"default"})
@@ -71,22 +62,6 @@ def _margins(margin: float | Mapping[str, float], traits: Sequence[str]) -> dict
     return out
 
 
-@dataclass
-class _Loaded:
-    source: Clip | ClipSource
-    clip: Clip | None
-    error: str | None
-
-
-def _load(source: Clip | ClipSource, frames: int, max_side: int) -> _Loaded:
-    if isinstance(source, Clip):
-        return _Loaded(source, source, None)
-    try:
-        return _Loaded(source, source.read(frames, max_side), None)
-    except ClipError as exc:
-        return _Loaded(source, None, exc.reason)
-
-
 def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource],
               perturbations: str | Sequence[str | Perturbation], *,
               margin: float | Mapping[str, float] = DEFAULT_MARGIN, alpha: float = DEFAULT_ALPHA,
@@ -96,7 +71,9 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
               contrasts: Sequence[tuple[str, str]] = (), scenes_dir: str | Path | None = None,
               max_missing_face: float = DEFAULT_MAX_MISSING_FACE, annotator: Annotator | None = None,
               shortlist: ShortlistRule | None = None,
-              config: Mapping[str, Any] | None = None) -> AuditResult:
+              config: Mapping[str, Any] | None = None, executor: str | Any = "local",
+              workers: int | None = None, ray_address: str | None = None,
+              call_bytes: int = DEFAULT_CALL_BYTES, thumbs: bool = True) -> AuditResult:
     """Audit ``rater`` on ``clips`` under each perturbation and return the judged result.
 
     ``rater``: a spec string or a rater object; ``clips``: a folder or clips; ``perturbations``:
@@ -107,7 +84,14 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
     for ``background:user``; ``max_missing_face``: the share of frames without a face above
     which face edits skip a clip; ``annotator``: where annotations come from (default: MediaPipe
     with the on-disk cache); ``shortlist``: the rule whose decisions the impact section counts
-    (default: top 25% by the mean of all traits).
+    (default: top 25% by the mean of all traits); ``executor``: ``"local"`` or ``"ray"`` (or an
+    executor object); ``workers``: local processes that decode and annotate ahead of the rater
+    (default 0: all in this process; like a DataLoader's workers, a script that sets it needs the
+    ``if __name__ == "__main__":`` guard) or Ray actors (default: one per GPU, else one per two
+    CPUs); ``ray_address``: an existing Ray cluster (default: a local one started for this
+    audit); ``call_bytes``: the most rater input (float32) sent in one rater call — the original
+    and every edit of a batch go together, in as few calls as fit; ``thumbs``: keep each scored
+    input's middle frame as a small JPEG in the store, for the dashboard.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -118,7 +102,9 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
     if not 0 <= max_missing_face < 1:
         raise ConfigError(f"max_missing_face must be in [0, 1), got {max_missing_face}")
     dev = pick_device(device)
+    rater_spec = rater
     rater = load_rater(rater, device=dev)
+    runner = make_executor(executor, workers=workers, address=ray_address) if isinstance(executor, str) else executor
     shortlist = shortlist or ShortlistRule()
     shortlist.check(rater.trait_names)
     edits = _resolve_perturbations(perturbations, scenes_dir=scenes_dir)
@@ -136,9 +122,10 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
                  "scenes_dir": str(Path(scenes_dir).resolve()) if scenes_dir else None})
         if annotator is None and any(e.requires for e in edits):
             annotator = Annotator()
-        _score_all(rater, sources, edits, db, dev=dev, seed=seed, max_side=max_side,
+        _score_all(rater, rater_spec, sources, edits, db, dev=dev, seed=seed, max_side=max_side,
                    batch_size=batch_size, progress=progress, annotator=annotator,
-                   max_missing_face=max_missing_face)
+                   max_missing_face=max_missing_face, executor=runner,
+                   per_call=items_per_call(rater.input, call_bytes), thumbs=thumbs)
         return _judge(db, rater_identity=identity, traits=traits, sources=sources, edits=edits,
                       contrasts=contrasts, margins=margins, alpha=alpha, correction=correction,
                       shortlist=shortlist,
@@ -190,98 +177,40 @@ def contrast_name(a: str, b: str) -> str:
     return f"{a} vs {b}"
 
 
-def _score_all(rater: Any, sources: list, edits: list[Perturbation], db: Store, *,
+def _score_all(rater: Any, rater_spec: Any, sources: list, edits: list[Perturbation], db: Store, *,
                dev: torch.device, seed: int, max_side: int, batch_size: int,
                progress: bool | Callable[[int], None], annotator: Annotator | None,
-               max_missing_face: float) -> None:
+               max_missing_face: float, executor: Any, per_call: int, thumbs: bool) -> None:
     conditions = [ORIGINAL] + [e.name for e in edits]
     done = db.done()
-    todo = [s for s in sources if any((s.id, c) not in done for c in conditions)]
+    # A fixed partition of the clip list, whatever is already done: a resumed or distributed run
+    # sends the rater exactly the calls an uninterrupted local run sends, so scores are identical.
+    plan = [sources[i:i + batch_size] for i in range(0, len(sources), batch_size)]
+    todo = [b for b in plan if any((s.id, c) not in done for s in b for c in conditions)]
+    job = Job(rater=rater, rater_spec=rater_spec, edits=edits, done=done, device=dev, seed=seed,
+              max_side=max_side, max_missing_face=max_missing_face, per_call=per_call,
+              annotator=annotator, thumbs=thumbs)
+    sizes = {id(b[0]): len(b) for b in todo}
     bar = None
     if progress is True:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(sources), initial=len(sources) - len(todo), unit="clip",
+        bar = tqdm(total=len(sources), initial=len(sources) - sum(sizes.values()), unit="clip",
                    desc="auditing", dynamic_ncols=True)
     try:
-        for start in range(0, len(todo), batch_size):
-            batch = [_load(s, rater.input.frames, max_side) for s in todo[start:start + batch_size]]
-            try:
-                _score_batch(rater, batch, edits, db, done, dev=dev, seed=seed,
-                             annotator=annotator, max_missing_face=max_missing_face)
-            finally:
-                db.commit()  # whatever was scored stays scored, even when the rater just failed
+        for outcome in executor.run(job, todo):
+            db.write(outcome)
+            db.commit()  # a batch is kept whole or not at all: a crash loses at most the batches in flight
+            if annotator is not None:
+                for key, value in outcome.annotated.items():
+                    annotator.stats[key] = annotator.stats.get(key, 0) + value
             if bar is not None:
-                bar.update(len(batch))
+                bar.update(outcome.sources)
             elif callable(progress):
-                progress(len(batch))
+                progress(outcome.sources)
     finally:
         if bar is not None:
             bar.close()
-
-
-def _score_batch(rater: Any, batch: list[_Loaded], edits: list[Perturbation], db: Store,
-                 done: set[tuple[str, str]], *, dev: torch.device, seed: int,
-                 annotator: Annotator | None, max_missing_face: float) -> None:
-    traits = rater.trait_names
-    ready: list[tuple[Clip, torch.Tensor]] = []
-    for item in batch:
-        cid = item.source.id
-        if item.clip is None:
-            for cond in [ORIGINAL] + [e.name for e in edits]:
-                db.add_skipped(cid, cond, item.error or "unreadable")
-            continue
-        clip = item.clip
-        db.add_clip(cid, path=str(clip.path) if clip.path else None, content_hash=clip.content_hash,
-                    frames=clip.source_frames, fps=clip.fps, metadata=clip.metadata)
-        ready.append((clip, torch.from_numpy(clip.frames).to(dev)))
-    if not ready:
-        return
-
-    def score(condition: str, items: list[tuple[str, torch.Tensor]]) -> None:
-        if not items:
-            return
-        ids = [cid for cid, _ in items]
-        x = torch.stack([rater_input(frames, rater.input) for _, frames in items])
-        try:
-            raw = rater(x)
-        except Exception as exc:  # the user's model failing is their error to read, not our bug
-            name = getattr(rater, "name", type(rater).__name__)
-            raise RaterError(f"rater {name} raised {type(exc).__name__} on clip(s) {', '.join(ids)}: "
-                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
-        out = check_scores(raw, rater, ids)
-        for cid, row in zip(ids, out.tolist()):
-            db.add_scores(cid, condition, traits, row)
-
-    score(ORIGINAL, [(c.id, f) for c, f in ready if (c.id, ORIGINAL) not in done])
-    annotations: dict[str, Any] = {}
-    for clip, _ in ready:
-        # Annotate only clips that still have an edit to score that needs it (a resumed run
-        # whose edits are all scored does no annotation work at all).
-        if annotator is not None and any(e.requires and (clip.id, e.name) not in done for e in edits):
-            annotations[clip.id] = annotator.annotate_clip(clip)
-    for edit in edits:
-        items = []
-        for clip, frames in ready:
-            if (clip.id, edit.name) in done:
-                continue
-            items.append((clip.id, _apply(edit, clip, frames, annotations.get(clip.id), seed,
-                                          max_missing_face)))
-            if isinstance(items[-1][1], str):
-                db.add_skipped(clip.id, edit.name, items.pop()[1])
-        score(edit.name, items)
-
-
-def _apply(edit: Perturbation, clip: Clip, frames: torch.Tensor, annotations: Any, seed: int,
-           max_missing_face: float) -> torch.Tensor | str:
-    """The edited frames, or the reason the edit does not apply to this clip."""
-    rng = np.random.default_rng(clip_seed(seed, clip.id, edit.name))
-    try:
-        return edit(frames, annotations, rng=rng, max_missing_face=max_missing_face).frames
-    except NotApplicable as exc:
-        return exc.reason
-    except Exception as exc:  # one clip an edit chokes on must not abort the whole table
-        return f"{edit.name} failed on this clip: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
 
 
 def _impact(db: Store, ids: set[str], traits: Sequence[str], arms: Sequence[tuple[str, str, str]],
@@ -362,7 +291,7 @@ def preview(clip: Clip, edits: Sequence[Perturbation], *, seed: int = 0,
         annotations = (annotator or Annotator()).annotate_clip(clip)
     out = {}
     for edit in edits:
-        edited = _apply(edit, clip, frames, annotations, seed, max_missing_face)
+        edited = apply_edit(edit, clip, frames, annotations, seed, max_missing_face)
         if isinstance(edited, str):
             continue
         edited = edited[middle].numpy()

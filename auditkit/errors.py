@@ -22,3 +22,17 @@ class RaterError(AuditkitError):
 
 class ConfigError(AuditkitError):
     """A configuration file or argument that does not fit."""
+
+
+class PartialScores(Exception):
+    """Raised by a rater that scored some rows of a batch but not others (a vendor endpoint whose
+    request for one clip finally failed). The audit keeps the rows that were scored and lists
+    each failed row in ``skipped`` with its reason; a failed row is never scored as zero.
+
+    ``scores``: ``[B, K]`` (any values in failed rows); ``failures``: row index -> reason.
+    """
+
+    def __init__(self, scores: object, failures: dict[int, str]) -> None:
+        super().__init__(f"{len(failures)} row(s) of the batch could not be scored")
+        self.scores = scores
+        self.failures = dict(failures)

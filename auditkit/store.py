@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE TABLE IF NOT EXISTS skipped (
     clip_id TEXT NOT NULL, condition TEXT NOT NULL, reason TEXT NOT NULL,
     PRIMARY KEY (clip_id, condition));
+CREATE TABLE IF NOT EXISTS thumbs (
+    clip_id TEXT NOT NULL, condition TEXT NOT NULL, jpeg BLOB NOT NULL,
+    PRIMARY KEY (clip_id, condition));
 """
 
 
@@ -36,6 +39,32 @@ class Store:
                 self.db.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as exc:
             raise AuditkitError(f"{self.path}: not a usable results store ({exc})") from None
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> "Store":
+        """The store of a saved run, for reading only (the dashboard): no schema, no journal
+        change, nothing written. A missing table (an older run) fails only the query that needs it.
+
+        A finished run holds no ``-wal``/``-shm`` files, and a plain read-only open of a WAL file
+        would create them beside the run and leave them there, so it is opened ``immutable``.
+        While a writer is still at work both files exist already and are read as they are."""
+        path = Path(path)
+        if not path.is_file():
+            raise AuditkitError(f"{path}: no such results store")
+        live = Path(f"{path}-wal").is_file() and Path(f"{path}-shm").is_file()
+        uri = path.absolute().as_uri() + ("?mode=ro" if live else "?mode=ro&immutable=1")
+        try:
+            db = sqlite3.connect(uri, uri=True)
+        except sqlite3.DatabaseError as exc:
+            raise AuditkitError(f"{path}: cannot open the results store ({exc})") from None
+        try:
+            db.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise AuditkitError(f"{path}: not a usable results store ({exc})") from None
+        store = cls.__new__(cls)
+        store.path, store.db = str(path), db
+        return store
 
     def close(self) -> None:
         self.db.close()
@@ -81,6 +110,33 @@ class Store:
 
     def add_skipped(self, clip_id: str, condition: str, reason: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?)", (clip_id, condition, reason))
+
+    def add_thumb(self, clip_id: str, condition: str, jpeg: bytes) -> None:
+        """The middle frame of a scored input, small JPEG, for the dashboard's Clips page."""
+        self.db.execute("INSERT OR REPLACE INTO thumbs VALUES (?, ?, ?)", (clip_id, condition, jpeg))
+
+    def thumb(self, clip_id: str, condition: str) -> bytes | None:
+        row = self.db.execute("SELECT jpeg FROM thumbs WHERE clip_id = ? AND condition = ?",
+                              (clip_id, condition)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def write(self, outcome: Any) -> None:
+        """Everything one scored batch produced (an :class:`auditkit.work.Outcome`)."""
+        for clip_id, info in outcome.clips:
+            self.add_clip(clip_id, **info)
+        for clip_id, condition, reason in outcome.skipped:
+            self.add_skipped(clip_id, condition, reason)
+        for clip_id, condition, values in outcome.scores:
+            self.add_scores(clip_id, condition, self.traits, values)
+        for clip_id, condition, jpeg in outcome.thumbs:
+            self.add_thumb(clip_id, condition, jpeg)
+
+    @property
+    def traits(self) -> list[str]:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'run_key'").fetchone()
+        if row is None:
+            raise AuditkitError(f"{self.path}: no audit is bound to this store yet")
+        return list(json.loads(row[0])["traits"])
 
     def done(self) -> set[tuple[str, str]]:
         """(clip, condition) pairs already scored. Skipped pairs are not done: a later run tries

@@ -1,0 +1,199 @@
+"""One unit of audit work: a batch of clips decoded, annotated, edited and scored.
+
+The same two functions run in every executor — in this process, on annotation worker processes
+(``prepare``) and on Ray actors (both) — and return plain records that only the driver writes to
+the store. So where the work ran cannot change a score: the batches are the same, the rater
+calls are the same, the records are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from perturbations import NotApplicable, Perturbation, clip_seed
+from perturbations.annotate import Annotations, Annotator
+
+from .clips import Clip, ClipSource, sample_indices
+from .errors import ClipError, PartialScores, RaterError
+from .raters import check_scores
+from .store import ORIGINAL
+
+THUMB_SIDE = 256
+# The rater's inputs (float32 at its own size) for one call are capped at this many bytes: the
+# original and every edit of a batch of clips go to the rater together, as few calls as fit.
+DEFAULT_CALL_BYTES = 256 << 20
+
+
+@dataclass
+class Prepared:
+    """A clip decoded (or the reason it could not be) and, when an edit needs them, annotated."""
+
+    id: str
+    clip: Clip | None
+    error: str | None = None
+    annotations: Annotations | None = None
+
+
+@dataclass
+class Outcome:
+    """What scoring a batch produced, for the driver to write to the store in one transaction."""
+
+    clips: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    scores: list[tuple[str, str, list[float]]] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    thumbs: list[tuple[str, str, bytes]] = field(default_factory=list)
+    annotated: dict[str, int] = field(default_factory=dict)  # Annotator.stats increments
+    sources: int = 0  # clips in the batch, for progress
+
+
+def needs_annotation(clip_id: str, edits: Sequence[Perturbation], done: set[tuple[str, str]]) -> bool:
+    # A resumed run whose face edits are all scored does no annotation work at all.
+    return any(e.requires and (clip_id, e.name) not in done for e in edits)
+
+
+def prepare(sources: Sequence[Clip | ClipSource], *, frames: int, max_side: int,
+            annotator: Annotator | None, annotate: Sequence[bool]) -> tuple[list[Prepared], dict[str, int]]:
+    """Decode each source and annotate those flagged; returns the annotator's stats increments."""
+    before = dict(annotator.stats) if annotator is not None else {}
+    out = []
+    for source, wanted in zip(sources, annotate):
+        if isinstance(source, Clip):
+            item = Prepared(source.id, source)
+        else:
+            try:
+                item = Prepared(source.id, source.read(frames, max_side))
+            except ClipError as exc:
+                item = Prepared(source.id, None, exc.reason)
+        if item.clip is not None and wanted and annotator is not None:
+            item.annotations = annotator.annotate_clip(item.clip)
+        out.append(item)
+    stats = {k: v - before.get(k, 0) for k, v in annotator.stats.items()} if annotator is not None else {}
+    return out, stats
+
+
+def rater_input(frames: torch.Tensor, spec: Any) -> torch.Tensor:
+    """uint8 ``[T, H, W, 3]`` → float ``[T', 3, h, w]`` in [0, 1] as the rater declared it."""
+    index = torch.as_tensor(sample_indices(frames.shape[0], spec.frames), device=frames.device)
+    x = frames.index_select(0, index).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+    if tuple(x.shape[-2:]) != tuple(spec.size):
+        x = F.interpolate(x, size=spec.size, mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp_(0.0, 1.0)
+
+
+def apply_edit(edit: Perturbation, clip: Clip, frames: torch.Tensor, annotations: Any, seed: int,
+               max_missing_face: float) -> torch.Tensor | str:
+    """The edited frames, or the reason the edit does not apply to this clip."""
+    rng = np.random.default_rng(clip_seed(seed, clip.id, edit.name))
+    try:
+        return edit(frames, annotations, rng=rng, max_missing_face=max_missing_face).frames
+    except NotApplicable as exc:
+        return exc.reason
+    except Exception as exc:  # one clip an edit chokes on must not abort the whole table
+        return f"{edit.name} failed on this clip: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
+def thumbnail(frames: torch.Tensor) -> bytes:
+    """The middle frame as a small JPEG, what the dashboard shows beside the scores."""
+    import cv2
+
+    image = frames[frames.shape[0] // 2].cpu().numpy()
+    h, w = image.shape[:2]
+    scale = THUMB_SIDE / max(h, w)
+    if scale < 1:
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else b""
+
+
+def items_per_call(spec: Any, call_bytes: int = DEFAULT_CALL_BYTES) -> int:
+    h, w = spec.size
+    return max(1, call_bytes // (spec.frames * 3 * h * w * 4))
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":  # pinned pages let the copy run asynchronously with the host
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
+def score_batch(rater: Any, prepared: Sequence[Prepared], edits: Sequence[Perturbation],
+                done: set[tuple[str, str]], *, device: torch.device, seed: int, max_missing_face: float,
+                per_call: int, thumbs: bool = True) -> Outcome:
+    """Score the original and every edit not yet ``done`` of each prepared clip.
+
+    Inputs are queued in a fixed order (clip by clip: original, then each edit) and sent to the
+    rater whenever ``per_call`` of them are waiting, so the calls are the same wherever and
+    whenever the batch runs — a resumed or distributed audit gets bit-identical scores.
+    """
+    outcome = Outcome(sources=len(prepared))
+    conditions = [ORIGINAL] + [e.name for e in edits]
+    # (clip, condition, rater input, thumbnail): the edit at source resolution is dropped as soon
+    # as it is queued, so memory holds one call's inputs, not a batch of full-size edits.
+    queue: list[tuple[str, str, torch.Tensor, bytes]] = []
+
+    def flush() -> None:
+        if queue:
+            _call(rater, queue, outcome)
+            queue.clear()
+
+    for item in prepared:
+        if item.clip is None:
+            outcome.skipped += [(item.id, cond, item.error or "unreadable") for cond in conditions]
+            continue
+        clip = item.clip
+        outcome.clips.append((clip.id, {"path": str(clip.path) if clip.path else None,
+                                        "content_hash": clip.content_hash, "frames": clip.source_frames,
+                                        "fps": clip.fps, "metadata": dict(clip.metadata)}))
+        frames = to_device(clip.frames, device)
+        for edit in [None, *edits]:
+            cond = ORIGINAL if edit is None else edit.name
+            if (clip.id, cond) in done:
+                continue
+            edited = frames if edit is None else apply_edit(edit, clip, frames, item.annotations, seed,
+                                                            max_missing_face)
+            if isinstance(edited, str):
+                outcome.skipped.append((clip.id, cond, edited))
+                continue
+            queue.append((clip.id, cond, rater_input(edited, rater.input), thumbnail(edited) if thumbs else b""))
+            if len(queue) >= per_call:
+                flush()
+    flush()
+    return outcome
+
+
+def _call(rater: Any, queue: list[tuple[str, str, torch.Tensor, bytes]], outcome: Outcome) -> None:
+    labels = [f"{cid} ({cond})" for cid, cond, _, _ in queue]
+    x = torch.stack([inp for _, _, inp, _ in queue])
+    failures: dict[int, str] = {}
+    try:
+        raw = rater(x)
+    except PartialScores as exc:  # some rows failed for good (a vendor endpoint): list, never zero
+        raw, failures = exc.scores, exc.failures
+    except Exception as exc:  # the user's model failing is their error to read, not our bug
+        name = getattr(rater, "name", type(rater).__name__)
+        clips = list(dict.fromkeys(cid for cid, _, _, _ in queue))
+        raise RaterError(f"rater {name} raised {type(exc).__name__} on clip(s) {', '.join(clips[:8])}"
+                         f"{' ...' if len(clips) > 8 else ''} ({len(queue)} inputs in one call): "
+                         f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+    keep = [i for i in range(len(queue)) if i not in failures]
+    if failures:
+        raw = torch.as_tensor(np.asarray(raw.detach().cpu() if isinstance(raw, torch.Tensor) else raw,
+                                         dtype=np.float32))
+        check_scores(torch.nan_to_num(raw), rater, labels)  # the shape holds even for failed rows
+        raw = raw[keep]
+    values = check_scores(raw, rater, [labels[i] for i in keep]).tolist()
+    for i, row in zip(keep, values):
+        cid, cond, _, thumb = queue[i]
+        outcome.scores.append((cid, cond, row))
+        if thumb:
+            outcome.thumbs.append((cid, cond, thumb))
+    for i, reason in sorted(failures.items()):
+        cid, cond, _, _ = queue[i]
+        outcome.skipped.append((cid, cond, f"rater failed: {reason}"))
