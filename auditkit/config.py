@@ -144,7 +144,11 @@ class AuditConfig:
             if value and not Path(value).is_absolute():
                 updates[key] = str(base / value)
         rater = config.rater
-        if rater and not rater.startswith("builtin:"):
+        if rater and rater.startswith("http:") and not rater.startswith("http://"):
+            target = rater[len("http:"):]  # an HTTP rater's description file
+            if target and not Path(target).is_absolute():
+                updates["rater"] = "http:" + str(base / target)
+        elif rater and not rater.startswith(("builtin:", "https://", "http://")):
             target = rater.rpartition(":")[0] if rater.rpartition(":")[0].endswith(".py") else rater
             if target.endswith((".py", ".pt", ".ts", ".pth", ".onnx")) and not Path(target).is_absolute():
                 updates["rater"] = str(base / target) + rater[len(target):]

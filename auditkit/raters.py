@@ -10,7 +10,8 @@ resized to ``input.size``), returning ``[B, K]`` scores, K = ``len(trait_names)`
 * ``path/model.pt`` or ``.ts`` — a TorchScript file (metadata in the extra file ``auditkit.json``);
 * ``path/model.pt``, ``.pth`` or ``.ckpt`` holding a ``models.train`` checkpoint;
 * ``path/model.onnx`` — an ONNX model run by onnxruntime (metadata in ``metadata_props``);
-* ``path/file.py:name`` or ``package.module:name`` — a factory returning a rater or an ``nn.Module``.
+* ``path/file.py:name`` or ``package.module:name`` — a factory returning a rater or an ``nn.Module``;
+* ``http:PATH.toml`` or ``https://host/path`` — a vendor's HTTP endpoint (see ``auditkit.http_rater``).
 """
 
 from __future__ import annotations
@@ -306,6 +307,10 @@ def load_rater(spec: str | Any, *, device: str | torch.device = "cpu") -> Any:
             raise RaterError(f"rater {spec!r}: unknown built-in; choose one of "
                              + ", ".join(f"builtin:{k}" for k in BUILTIN))
         rater = BUILTIN[key]()
+    elif spec.startswith(("http:", "https:")):
+        from .http_rater import load_http_rater
+
+        rater = load_http_rater(spec)
     else:
         path = Path(spec)
         suffix = path.suffix.lower()
@@ -324,7 +329,7 @@ def load_rater(spec: str | Any, *, device: str | torch.device = "cpu") -> Any:
             rater = as_rater(_load_factory(spec), name=spec)
         else:
             raise RaterError(f"rater {spec!r} does not resolve: give builtin:NAME, a .pt/.ts/.onnx "
-                             "file, path/file.py:name or package.module:name")
+                             "file, path/file.py:name, package.module:name, http:PATH.toml or an https:// URL")
     if hasattr(rater, "to"):
         rater.to(device)
     if not getattr(rater, "name", None) or rater.name == "module":

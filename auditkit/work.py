@@ -26,7 +26,7 @@ from .store import ORIGINAL
 THUMB_SIDE = 256
 # The rater's inputs (float32 at its own size) for one call are capped at this many bytes: the
 # original and every edit of a batch of clips go to the rater together, as few calls as fit.
-DEFAULT_CALL_BYTES = 256 << 20
+DEFAULT_CALL_BYTES = 64 << 20
 
 
 @dataclass

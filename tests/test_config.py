@@ -18,6 +18,28 @@ def test_auditkit_toml_and_relative_paths(tmp_path):
     assert config.override(alpha=None, seed=3).seed == 3
 
 
+@pytest.mark.parametrize("rater,expected", [
+    ("http:vendor.toml", "http:{base}/vendor.toml"),       # a description file beside the config
+    ("https://api.example/score", "https://api.example/score"),  # a URL is not a path
+    ("builtin:constant", "builtin:constant"),
+])
+def test_http_rater_description_is_relative_to_the_config_file(tmp_path, rater, expected):
+    (tmp_path / "auditkit.toml").write_text(f'rater = "{rater}"\n')
+    assert AuditConfig.discover(tmp_path).rater == expected.format(base=tmp_path)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("executor = 'dask'", "executor must be one of local, ray"),
+    ("workers = -1", "workers must be an integer >= 0"),
+    ("executor = 'ray'\nworkers = 0", "workers must be an integer >= 1"),
+    ("ray_address = ''", "ray_address must be a non-empty string"),
+])
+def test_executor_settings_are_checked(tmp_path, text, message):
+    (tmp_path / "auditkit.toml").write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        AuditConfig.discover(tmp_path)
+
+
 def test_pyproject_table(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "x"\n[tool.auditkit]\nrater = "builtin:constant"\nperturbations = "lighting"\n')
