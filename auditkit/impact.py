@@ -63,7 +63,8 @@ def decision_impact(original: Mapping[str, float], edited: Mapping[str, Mapping[
     out = {}
     for edit, scores in edited.items():
         paired = [c for c in clips if c in scores]
-        entered = sorted(c for c in paired if c not in shortlisted and scores[c] >= threshold)
+        # Strictly above the last one in: a clip whose score did not move never changes side on a tie.
+        entered = sorted(c for c in paired if c not in shortlisted and scores[c] > threshold)
         left = sorted(c for c in paired if c in shortlisted and scores[c] < threshold)
         out[edit] = {"n": len(paired), "entered": entered, "left": left}
     return {"rule": rule.describe(), "size": size, "threshold": threshold, "edits": out}

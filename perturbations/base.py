@@ -8,6 +8,7 @@ glasses, the same dimmer light) rather than a flicker of different ones.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import inspect
 from abc import ABC, abstractmethod
@@ -35,8 +36,13 @@ class Edit:
     true where any channel differs from the input; ``params``: what ``make_params`` drew."""
 
     frames: torch.Tensor
-    changed: torch.Tensor
+    original: torch.Tensor = field(repr=False)
     params: Mapping[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def changed(self) -> torch.Tensor:
+        # Computed when asked: an audit scores the edit and never needs it.
+        return (self.frames != self.original).any(dim=-1)
 
 
 def as_frames(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -109,7 +115,7 @@ class Perturbation(ABC):
         if out.shape != frames.shape or out.dtype != torch.uint8:
             raise RuntimeError(f"{self.name}: transform returned {out.dtype} {tuple(out.shape)}, "
                                f"expected uint8 {tuple(frames.shape)}")
-        return Edit(frames=out, changed=(out != frames).any(dim=-1), params=params)
+        return Edit(frames=out, original=frames, params=params)
 
     def __repr__(self) -> str:
         return f"<Perturbation {self.name}>"

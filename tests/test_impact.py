@@ -45,3 +45,11 @@ def test_audit_json_carries_impact_and_groups(sample_dir, brightness_rater_path)
     assert "groups by framing" in text
     with pytest.raises(ConfigError, match="unknown trait 'charm'"):
         run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim"], shortlist=ShortlistRule(trait="charm"))
+
+
+def test_an_unmoved_score_never_changes_side_on_a_tie():
+    # A constant rater: every original and edited score ties with the shortlist threshold.
+    original = {f"c{i}": 0.5 for i in range(12)}
+    out = decision_impact(original, {"lighting:dim": dict(original)}, ShortlistRule(top=0.25))
+    assert out["size"] == 3
+    assert out["edits"]["lighting:dim"]["entered"] == [] and out["edits"]["lighting:dim"]["left"] == []
