@@ -78,8 +78,12 @@ def prepare(sources: Sequence[Clip | ClipSource], *, frames: int, max_side: int,
 
 def rater_input(frames: torch.Tensor, spec: Any) -> torch.Tensor:
     """uint8 ``[T, H, W, 3]`` → float ``[T', 3, h, w]`` in [0, 1] as the rater declared it."""
-    index = torch.as_tensor(sample_indices(frames.shape[0], spec.frames), device=frames.device)
-    x = frames.index_select(0, index).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+    if frames.shape[0] != spec.frames:
+        frames = frames.index_select(0, torch.as_tensor(sample_indices(frames.shape[0], spec.frames),
+                                                        device=frames.device))
+    # Contiguous channels-first before the float copy: resizing a permuted view is a slow path on
+    # the CPU and hands the rater a channels-last tensor it did not ask for (same values either way).
+    x = frames.permute(0, 3, 1, 2).contiguous().to(torch.float32).div_(255.0)
     if tuple(x.shape[-2:]) != tuple(spec.size):
         x = F.interpolate(x, size=spec.size, mode="bilinear", antialias=True, align_corners=False)
     return x.clamp_(0.0, 1.0)
