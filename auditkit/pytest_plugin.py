@@ -492,7 +492,8 @@ class _State:
                          correction=cfg.correction, batch_size=cfg.batch_size, device=cfg.device,
                          seed=cfg.seed, max_side=cfg.max_side, store=store,
                          contrasts=cfg.contrasts, scenes_dir=cfg.scenes_dir,
-                         max_missing_face=cfg.max_missing_face,
+                         max_missing_face=cfg.max_missing_face, executor=cfg.executor,
+                         workers=cfg.workers, ray_address=cfg.ray_address,
                          config={"rater": spec, "clips": str(clips) if clips_key else "(objects)"})
 
     def _write_reports(self, run: _Run) -> Path | None:
