@@ -1,11 +1,15 @@
 """``auditkit run | demo | perturb | report | train``. Exit codes: 0 no test says shift, 1 a test
-says shift, 2 bad input."""
+says shift, 2 bad input or an output folder that cannot be written (read-only, full)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import errno
 import json
+import os
+import secrets
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="audit a rater on a folder of clips",
                          description="Score each clip and each edited copy with the rater, then "
                                      "judge the paired differences.")
-    run.add_argument("--rater", help="builtin:NAME, model.pt/.ts, model.onnx, file.py:name or pkg.mod:name")
+    run.add_argument("--rater", help="builtin:NAME, model.pt/.ts, model.onnx, file.py:name, pkg.mod:name, "
+                                     "https://vendor/endpoint or http:vendor.toml (credentials from an "
+                                     "environment variable)")
     run.add_argument("--clips", help="folder of videos (default: the built-in sample clips)")
     run.add_argument("--perturb", metavar="NAME[,NAME...]",
                      help="edits to apply, e.g. lighting:dim,lighting:bright, or a family: lighting")
@@ -47,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-missing-face", type=float, metavar="FRACTION",
                      help="face edits skip a clip whose face is missing in more than this share "
                           "of frames (default 0.5)")
+    run.add_argument("--executor", choices=("local", "ray"),
+                     help="where batches run: this machine (default) or a Ray cluster")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="local: processes decoding and annotating ahead of the rater (default 1, "
+                          "0 = none); ray: actors (default one per GPU, else one per two CPUs)")
+    run.add_argument("--ray-address", metavar="ADDR",
+                     help="an existing Ray cluster, e.g. ray://head:10001 (default: start a local one)")
 
     perturb = sub.add_parser("perturb", help="preview edits on one clip (original | edited)",
                              description="Apply edits to one video and write original and edited "
@@ -81,6 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("audit", help="path to audit.json")
     report.add_argument("--format", choices=("html", "md", "junit"), default="html")
     report.add_argument("--out", help="file to write (default: print to standard output)")
+
+    dashboard = sub.add_parser("dashboard", help="review saved runs in the browser (Streamlit, localhost only)",
+                               description="Serve the reviewer dashboard on 127.0.0.1: every run in "
+                                           "RUNS_DIR, the verdict grid, the evidence per condition and "
+                                           "clip, and two runs side by side. It reads the runs and "
+                                           "writes nothing.")
+    dashboard.add_argument("runs_dir", nargs="?", default="auditkit-runs", metavar="RUNS_DIR",
+                           help="folder of runs, searched three levels down (default: auditkit-runs)")
+    dashboard.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     return parser
 
 
@@ -106,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _perturb(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "dashboard":
+            return _dashboard(args)
 
     except AuditkitError as exc:
         print(f"auditkit: error: {exc}", file=sys.stderr)
@@ -137,7 +161,9 @@ def _config(args: argparse.Namespace):
                          scenes_dir=getattr(args, "scenes", None),
                          max_missing_face=getattr(args, "max_missing_face", None),
                          shortlist_top=getattr(args, "shortlist_top", None),
-                         shortlist_trait=getattr(args, "shortlist_trait", None))
+                         shortlist_trait=getattr(args, "shortlist_trait", None),
+                         executor=getattr(args, "executor", None), workers=getattr(args, "workers", None),
+                         ray_address=getattr(args, "ray_address", None))
 
 
 def _contrasts(values: Sequence[str] | None) -> tuple[tuple[str, str], ...] | None:
@@ -209,24 +235,33 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
         probe.unlink()
     except OSError as exc:
         raise AuditkitError(f"{out}: cannot write the output folder ({exc.strerror})") from None
-    result = run_audit(rater, sources, edits, margin=config.margin, alpha=config.alpha,
-                       correction=config.correction, batch_size=config.batch_size,
-                       device=str(device), seed=config.seed, max_side=config.max_side,
-                       store=out / "results.sqlite", progress=not quiet,
-                       contrasts=config.contrasts, scenes_dir=config.scenes_dir,
-                       max_missing_face=config.max_missing_face,
-                       shortlist=ShortlistRule(config.shortlist_top, config.shortlist_trait,
-                                               dict(config.shortlist_weights)),
-                       config={"rater": config.rater, "clips": str(clips_dir)})
+    store_path = out / "results.sqlite"
+    try:
+        result = run_audit(rater, sources, edits, margin=config.margin, alpha=config.alpha,
+                           correction=config.correction, batch_size=config.batch_size,
+                           device=str(device), seed=config.seed, max_side=config.max_side,
+                           store=store_path, progress=not quiet,
+                           contrasts=config.contrasts, scenes_dir=config.scenes_dir,
+                           max_missing_face=config.max_missing_face,
+                           shortlist=ShortlistRule(config.shortlist_top, config.shortlist_trait,
+                                                   dict(config.shortlist_weights)),
+                           config={"rater": config.rater, "clips": str(clips_dir)},
+                           executor=config.executor, ray_address=config.ray_address,
+                           workers=1 if config.workers is None and config.executor == "local" else config.workers)
+    except (OSError, sqlite3.Error) as exc:
+        raise _cannot_write(exc, store_path, store_path) from None
 
     if result.n_clips == 0:
         raise AuditkitError(f"{clips_dir}: no clip could be scored (see the reasons in "
-                            f"{out / 'results.sqlite'}, table skipped)")
-    previews = _write_previews(result, sources, edits, out / "previews", config)
-    (out / "audit.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    with Store(out / "results.sqlite") as store:
-        shifts = store.shifts(result)
-    (out / "report.html").write_text(render_html(result, previews, shifts=shifts), encoding="utf-8")
+                            f"{store_path}, table skipped)")
+    try:
+        previews = _write_previews(result, sources, edits, out / "previews", config)
+        _write_text(out / "audit.json", json.dumps(result.to_dict(), indent=2) + "\n")
+        with Store(store_path) as store:
+            shifts = store.shifts(result)
+        _write_text(out / "report.html", render_html(result, previews, shifts=shifts))
+    except (OSError, sqlite3.Error) as exc:
+        raise _cannot_write(exc, out, store_path) from None
     if echo:
         print(render_text(result))
         print(f"\nwrote {out / 'audit.json'}, {out / 'report.html'}, {out / 'results.sqlite'}")
@@ -258,10 +293,58 @@ def _write_previews(result, sources, edits, folder: Path, config) -> dict[str, P
         for name, image in preview(clip, wanted, seed=config.seed,
                                    max_missing_face=config.max_missing_face).items():
             path = folder / f"{name.replace(':', '_')}.png"
-            cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            # Encoded here and written by Python: cv2.imwrite reports a full disk only as False.
+            ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise AuditkitError(f"{path}: the preview image could not be encoded")
+            _write_bytes(path, png.tobytes())
             out[name] = path
         todo = [e for e in todo if e.name not in out]
     return out
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write through a temporary file and rename, so a full disk leaves the previous file (or
+    none) behind, never half of one that a dashboard or a CI step would then read as broken."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask's mode, as open() gives
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    _write_bytes(path, text.encode("utf-8"))
+
+
+# A disk that is full, read-only or failing: the user's to fix, not a bug in auditkit.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+_SQLITE_WRITE = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
+_SQLITE_WRITE_TEXT = ("database or disk is full", "disk I/O error", "readonly database",
+                      "unable to open database file")
+
+
+def _cannot_write(exc: OSError | sqlite3.Error, where: Path, store: Path) -> BaseException:
+    """One line naming what could not be written, for an output folder that filled up or turned
+    read-only mid-run; any other error comes back unchanged (it is a bug to report)."""
+    if isinstance(exc, OSError):
+        if exc.errno not in _WRITE_ERRNOS:
+            return exc
+        path, why = exc.filename or where, exc.strerror or str(exc)
+    else:
+        name = getattr(exc, "sqlite_errorname", "") or ""  # Python 3.11+
+        if not (name.startswith(_SQLITE_WRITE) or any(t in str(exc) for t in _SQLITE_WRITE_TEXT)):
+            return exc
+        path, why = store, str(exc)
+    return AuditkitError(f"{path}: cannot write ({why}); the scores committed so far are kept in {store}, "
+                         "and the same command, run again once it can write, continues from them")
 
 
 def load_audit(path: str | Path):
@@ -286,14 +369,16 @@ def _saved_shifts(folder: Path, result) -> dict:
     """Per-clip shifts from the run's own store, when it sits beside audit.json (and only there)."""
     from .store import Store
 
-    import sqlite3
-
     path = folder / "results.sqlite"
-    if not path.is_file() or path.is_symlink():
+    # SQLite also reads the -wal and -shm files beside the store: a link there reads elsewhere.
+    if not path.is_file() or any(Path(f"{path}{end}").is_symlink() for end in ("", "-wal", "-shm")):
         return {}
     try:
-        with Store(path) as store:
+        store = Store.open_readonly(path)  # rendering a saved run writes nothing into it
+        try:
             return store.shifts(result)
+        finally:
+            store.close()
     except (AuditkitError, sqlite3.Error):  # a damaged store costs the dots, not the report
         return {}
 
@@ -303,7 +388,9 @@ def _report(args: argparse.Namespace) -> int:
 
     result = load_audit(args.audit)
     if args.format == "html":
-        folder = Path(args.audit).resolve().parent
+        # The folder the user named, not where a linked audit.json points: nothing is read from
+        # outside it.
+        folder = Path(args.audit).absolute().parent
         text = render_html(result, preview_files(folder / "previews"), shifts=_saved_shifts(folder, result))
     else:
         text = render_markdown(result) if args.format == "md" else render_junit(result)
@@ -317,13 +404,61 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def dashboard_command(runs_dir: Path, port: int) -> list[str]:
+    """The Streamlit command line that serves the dashboard on RUNS_DIR (also used by its tests)."""
+    import dashboard
+
+    app = Path(dashboard.__file__).resolve().parent / "app.py"
+    # Bound to loopback: the dashboard shows a run's frames and scores, which are not for the
+    # network. No file watcher (nothing to hot-reload for a reviewer), no usage statistics.
+    return [sys.executable, "-m", "streamlit", "run", str(app),
+            "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
+            "--", str(runs_dir)]
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import importlib.util
+    import signal
+    import subprocess
+    import threading
+
+    root = Path(args.runs_dir)
+    if not root.is_dir():
+        raise AuditkitError(f"{root}: no such folder of runs (write one with `auditkit demo` or "
+                            f"`auditkit run --out {root}/NAME`, or give RUNS_DIR)")
+    if not 1 <= args.port <= 65535:
+        raise AuditkitError(f"--port must be between 1 and 65535, got {args.port}")
+    if importlib.util.find_spec("streamlit") is None:
+        raise AuditkitError("the dashboard needs streamlit: pip install streamlit")
+    print(f"auditkit dashboard: http://127.0.0.1:{args.port} (runs in {root.resolve()}); Ctrl-C stops it",
+          flush=True)
+    proc = subprocess.Popen(dashboard_command(root.resolve(), args.port))
+    # A `kill` of this process must stop the server too, not leave it serving as an orphan.
+    forward = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate()) if forward else None
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:  # Streamlit got the same Ctrl-C and stops by itself
+        proc.wait()
+        return EXIT_OK
+    finally:
+        if forward:
+            signal.signal(signal.SIGTERM, previous)
+    if code not in (0, 130, -signal.SIGINT, -signal.SIGTERM):  # stopped on request, not a failure
+        raise AuditkitError(f"the dashboard server stopped with exit code {code} (is port {args.port} "
+                            "in use? try --port)")
+    return EXIT_OK
+
+
 def _perturb(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
     import torch
 
     from .clips import read_video
-    from .engine import _apply, _resolve_perturbations
+    from .engine import _resolve_perturbations, apply_edit
     from .errors import ClipError
     from .samples import write_video
     from perturbations import DEFAULT_MAX_MISSING_FACE
@@ -343,7 +478,7 @@ def _perturb(args: argparse.Namespace) -> int:
     annotations = Annotator().annotate_clip(clip) if any(e.requires for e in edits) else None
     edited = {}
     for edit in edits:
-        result = _apply(edit, clip, frames, annotations, args.seed, DEFAULT_MAX_MISSING_FACE)
+        result = apply_edit(edit, clip, frames, annotations, args.seed, DEFAULT_MAX_MISSING_FACE)
         if isinstance(result, str):
             raise AuditkitError(f"{edit.name} does not apply to {args.clip}: {result}")
         edited[edit.name] = result.numpy()

@@ -114,12 +114,40 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
     if max_side < 16:
         raise ValueError(f"max_side must be >= 16, got {max_side}")
     if not path.is_file():
-        raise ClipError(path, "no such file")
+        if path.is_symlink():
+            raise ClipError(path, "is a symbolic link that leads nowhere (broken, or a loop)")
+        if path.is_dir():
+            raise ClipError(path, "is a folder, not a video file")
+        # A pipe or device would block or never end when read.
+        raise ClipError(path, "is not a regular file (a pipe, socket or device)" if path.exists() else "no such file")
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise ClipError(path, f"not a video file (extension {path.suffix or 'none'}; "
                               f"expected one of {', '.join(VIDEO_EXTENSIONS)})")
-    if path.stat().st_size == 0:
+    from .quiet import quiet_stderr
+
+    try:
+        with quiet_stderr():  # FFmpeg's own complaints about a damaged stream; the ClipError says it once
+            return _read_video(path, num_frames, max_side, clip_id, metadata)
+    except OSError as exc:  # unreadable, vanished, or a failing disk: one clip's problem, not the run's
+        raise ClipError(path, f"cannot be read ({exc.strerror or exc})") from None
+    except cv2.error as exc:
+        raise ClipError(path, f"could not be decoded ({str(exc).strip().splitlines()[-1][:160]})") from None
+
+
+def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
+                metadata: Mapping[str, str] | None) -> Clip:
+    import cv2
+
+    size = path.stat().st_size
+    if size == 0:
         raise ClipError(path, "empty file (0 bytes)")
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    # FFmpeg decodes a still image as a one-frame "video" and a cut-short file as far as it
+    # goes; either would be audited without anyone noticing, so both are named and refused.
+    problem = _not_a_whole_video(path, head, size)
+    if problem:
+        raise ClipError(path, problem)
 
     cap = _open(path)
     try:
@@ -136,17 +164,21 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
     unique = sorted(set(wanted.tolist()))
     decoded: dict[int, np.ndarray] = {}
     cap = _open(path)
+    # One full-resolution buffer, reused: an 8K frame is 100 MB, and only the downscaled copies
+    # are kept, so memory stays at one source frame whatever the resolution or frame count.
+    bgr = None
     try:
         for index in range(unique[-1] + 1):
             if not cap.grab():
                 raise ClipError(path, f"frame {index} of {total} could not be read on the second pass")
             if index in unique:
-                ok, bgr = cap.retrieve()
+                ok, bgr = cap.retrieve(bgr)
                 if not ok or bgr is None:
                     raise ClipError(path, f"frame {index} could not be decoded")
                 decoded[index] = _to_rgb(bgr, max_side)
     finally:
         cap.release()
+    del bgr
 
     shapes = {f.shape for f in decoded.values()}
     if len(shapes) != 1:
@@ -159,6 +191,88 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
                 fps=float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0,
                 metadata=dict(metadata or {}), path=path, source_frames=total,
                 content_hash=file_hash(path))
+
+
+_SNIFF_BYTES = 512
+_IMAGES = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+           (b"GIF87a", "a GIF image"), (b"GIF89a", "a GIF image"), (b"II*\x00", "a TIFF image"),
+           (b"MM\x00*", "a TIFF image"), (b"%PDF-", "a PDF document"))
+
+
+def _not_a_whole_video(path: Path, head: bytes, size: int) -> str | None:
+    """Why the file is not a whole video, judged from its first bytes; ``None`` when it may be."""
+    named = f"not a video despite its {path.suffix} name"
+    for magic, what in _IMAGES:
+        if head.startswith(magic):
+            return f"is {what}, {named}"
+    if head[:2] == b"BM" and head[6:10] == b"\x00\x00\x00\x00":  # two reserved zero words
+        return f"is a BMP image, {named}"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return f"is a WebP image, {named}"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        # The RIFF header states the size of the first RIFF chunk (the whole file below 1 GB).
+        if int.from_bytes(head[4:8], "little") + 8 > size:
+            return ("is truncated (the file ends before the length its header states: "
+                    "cut short or still being written)")
+        return None
+    if head[4:8] == b"ftyp":
+        return _truncated_mp4(path, size)
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return _truncated_matroska(head, size)
+    return None  # anything else (text, junk) FFmpeg refuses to open, which says so
+
+
+def _truncated_mp4(path: Path, size: int) -> str | None:
+    """ISO media files (mp4, mov, m4v) are a sequence of boxes that tile the file exactly; a box
+    running past the end means the file was cut short."""
+    with open(path, "rb") as fh:
+        pos = 0
+        while pos + 8 <= size:
+            fh.seek(pos)
+            header = fh.read(16)
+            box, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if box == 1 and len(header) == 16:
+                box = int.from_bytes(header[8:16], "big")
+            elif box == 0:  # "to the end of the file"
+                return None
+            if box < 8 or not kind.isascii():
+                return None  # not a box structure this check understands: FFmpeg decides
+            if pos + box > size:
+                return (f"is truncated (its {kind.decode('ascii', 'replace')!r} box ends "
+                        f"{pos + box - size} bytes after the end of the file: cut short or still being written)")
+            pos += box
+    return None
+
+
+def _vint(data: bytes, pos: int, *, marker: bool) -> tuple[int | None, int]:
+    """An EBML variable-length integer at ``pos``: (value, position after it). The value is
+    ``None`` for "unknown" (all value bits set) and for bytes that are not a valid integer."""
+    if pos >= len(data) or data[pos] == 0:
+        return None, len(data)
+    length = 9 - data[pos].bit_length()
+    if pos + length > len(data):
+        return None, len(data)
+    raw = int.from_bytes(data[pos:pos + length], "big")
+    if not marker:
+        return raw, pos + length
+    value = raw & ((1 << (7 * length)) - 1)
+    return (None if value == (1 << (7 * length)) - 1 else value), pos + length
+
+
+def _truncated_matroska(head: bytes, size: int) -> str | None:
+    """WebM and Matroska: the EBML header, then one Segment element whose size, when the writer
+    recorded it (live recordings may not), says where the file must end."""
+    header_size, pos = _vint(head, 4, marker=True)
+    if header_size is None:
+        return None
+    segment_id, pos = _vint(head, pos + header_size, marker=False)
+    if segment_id != 0x18538067:
+        return None
+    segment_size, pos = _vint(head, pos, marker=True)
+    if segment_size is not None and pos + segment_size > size:
+        return (f"is truncated (its Segment ends {pos + segment_size - size} bytes after the end "
+                "of the file: cut short or still being written)")
+    return None
 
 
 def _to_rgb(bgr: np.ndarray, max_side: int) -> np.ndarray:

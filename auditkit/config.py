@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -76,7 +77,7 @@ class AuditConfig:
             raise bad("shortlist_top", f"must be a share in (0, 1), got {top!r}")
         weights = self.shortlist_weights
         if not isinstance(weights, Mapping) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in weights.values()):
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in weights.values()):
             raise bad("shortlist_weights", "must be a table of trait = number")
         if weights and self.shortlist_trait:
             raise bad("shortlist_trait", "and shortlist_weights exclude each other: give one")
@@ -92,10 +93,11 @@ class AuditConfig:
         margin = self.margin
         if isinstance(margin, Mapping):
             for trait, value in margin.items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
                     raise bad(f"margin.{trait}", f"must be a positive number, got {value!r}")
             object.__setattr__(self, "margin", {k: float(v) for k, v in margin.items()})
-        elif isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
+        # An infinite margin would make every test "invariant": a passing audit that proves nothing.
+        elif isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < math.inf:
             raise bad("margin", f"must be a positive number or a table of trait = number, got {margin!r}")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 0.5:
             raise bad("alpha", f"must be a number between 0 and 0.5, got {self.alpha!r}")

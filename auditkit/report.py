@@ -107,11 +107,13 @@ code{background:#f3f3f3;padding:0 .2rem}
 
 def preview_files(folder: Path) -> dict[str, Path]:
     """The preview images an audit wrote (``previews/<family>_<variant>.png``) by edit name.
-    Only plain files directly inside that folder: a link there could point anywhere."""
-    if not folder.is_dir():
+    Only plain files directly inside that folder, and only when the folder is no link: a link
+    could point anywhere, and a report is read from a run folder that may come from anyone."""
+    if folder.is_symlink() or not folder.is_dir():
         return {}
+    real = folder.resolve()
     return {p.stem.replace("_", ":", 1): p for p in sorted(folder.glob("*.png"))
-            if p.is_file() and not p.is_symlink()}
+            if p.is_file() and not p.is_symlink() and p.resolve().parent == real}
 
 
 def comparison_rows(result: AuditResult, baseline: AuditResult) -> list[tuple[ShiftTest, ShiftTest]]:

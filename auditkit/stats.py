@@ -29,13 +29,25 @@ ADJUST_METHODS = ("holm", "bh", "fdr_bh", "bonferroni", "none")
 MIN_N = 3  # below this a t-test has <2 degrees of freedom: too fragile to decide anything
 _SMALL_NOTE = "a detectable shift, proven smaller than the margin"
 _REL_TOL = 1e-12  # differences whose sd is below this (relative) are float noise, not spread
+_HUGE = 2.0 ** 480  # scores beyond this are rescaled first: their differences' squares would overflow
 
 
 # --------------------------------------------------------------------------- validation
+_WANTED = {"before": "a 1-D array of real numbers", "after": "a 1-D array of real numbers",
+           "margin": "a finite number > 0", "alpha": "a number in (0, 0.5)", "power": "a number in (0, 1)",
+           "max_n": f"an integer >= {MIN_N}"}
+
+
 def _validate(before: Any = None, after: Any = None, *, margin: Any = None, alpha: Any = None,
-              power: Any = None, method: Any = None, max_n: Any = None
+              power: Any = None, method: Any = None, max_n: Any = None, required: Sequence[str] = ()
               ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The one place arguments are checked, so every public function words errors alike."""
+    """The one place arguments are checked, so every public function words errors alike. An
+    argument left ``None`` is not checked, unless it is ``required``."""
+    given = {"before": before, "after": after, "margin": margin, "alpha": alpha, "power": power,
+             "max_n": max_n}
+    for name in required:
+        if given[name] is None:
+            raise ValueError(f"{name} must be {_WANTED[name]}, got None")
     arrays: list[np.ndarray | None] = []
     for name, value in (("before", before), ("after", after)):
         if value is None:
@@ -101,6 +113,8 @@ def verdict(p_adjusted: float, equivalence_p_adjusted: float, alpha: float) -> s
 def _wilcoxon(d: np.ndarray) -> float:
     if not np.any(d):
         return 1.0  # scipy divides 0/0 here; a rater that ignores the edit shows no evidence
+    if d.size <= _EXACT_TIES_N and (np.any(d == 0) or np.unique(np.abs(d)).size < d.size):
+        return _signed_rank_by_enumeration(d)
     try:
         p = float(_st.wilcoxon(d, zero_method="pratt").pvalue)
     except ValueError:
@@ -113,6 +127,27 @@ def _wilcoxon(d: np.ndarray) -> float:
     return min(1.0, 2.0 * 0.5 ** k) if np.all(d[d != 0] > 0) or np.all(d[d != 0] < 0) else 1.0
 
 
+_EXACT_TIES_N = 13  # scipy's own limit for enumerating sign patterns when there are ties or zeros
+
+
+def _signed_rank_by_enumeration(d: np.ndarray) -> float:
+    """The two-sided signed-rank p-value (Pratt's zeros) from all 2**n sign patterns: what
+    ``scipy.stats.wilcoxon`` computes for up to 13 differences with ties or zeros, to the same
+    number, but scipy gets there through its generic permutation test at about a second a call,
+    and quantised scores make ties the common case."""
+    nonzero = d != 0
+    ranks = _st.rankdata(np.abs(d))[nonzero]  # zeros take part in the ranking, then drop out
+    observed = float(ranks[d[nonzero] > 0].sum())
+    k = ranks.size
+    # A zero's sign flip changes nothing, so patterns of the nonzero ones carry the same shares.
+    patterns = (np.arange(2 ** k)[:, None] >> np.arange(k)) & 1
+    null = patterns @ ranks
+    gamma = abs(np.finfo(float).eps * 100 * observed)  # scipy's tolerance for equal sums
+    less = np.count_nonzero(null <= observed + gamma) / null.size
+    greater = np.count_nonzero(null >= observed - gamma) / null.size
+    return float(min(1.0, 2.0 * min(less, greater)))
+
+
 def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 0.05,
                       perturbation: str | None = None, trait: str | None = None) -> ShiftTest:
     """Test whether an edit shifts a rater's scores, and whether it provably does not.
@@ -121,10 +156,18 @@ def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 
     when the TOST rejects a shift of ``±margin``. Fewer than three clips, or constant
     differences, give defined results with a ``note`` rather than NaN.
     """
-    b, a = _validate(before, after, margin=margin, alpha=alpha)
+    b, a = _validate(before, after, margin=margin, alpha=alpha,
+                     required=("before", "after", "margin", "alpha"))
     assert a is not None and b is not None
     margin, alpha = float(margin), float(alpha)
-    d = a - b
+    # Finite scores near the float limit overflow in a - b, in the sum or in the squares, and the
+    # NaN that follows would reach the verdict. Every statistic here is scale-free, so such input
+    # is tested after an exact power-of-two rescaling; only the shift, sd and interval are scaled
+    # back (to inf when the true shift lies beyond the float range).
+    top = float(max(np.abs(a).max(), np.abs(b).max())) if a.size else 0.0
+    shift_by = math.frexp(top)[1] if top > _HUGE else 0  # scale = 2 ** shift_by
+    d = np.ldexp(a, -shift_by) - np.ldexp(b, -shift_by)
+    m = math.ldexp(margin, -shift_by)
     n = int(d.size)
     mean = float(d.mean()) if n else None
     sd = float(d.std(ddof=1)) if n >= 2 else None
@@ -158,21 +201,26 @@ def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 
                         else "differences are zero up to rounding")
             else:
                 p, wil = 0.0, _wilcoxon(d)
-                eq = 0.0 if abs(mean) < margin else 1.0
-                note = f"differences are constant ({mean:.6g})"
+                eq = 0.0 if abs(mean) < m else 1.0
+                note = f"differences are constant ({float(np.ldexp(mean, shift_by)):.6g})"
         else:
             assert mean is not None and sd is not None and t is not None
             df, se = n - 1, sd / math.sqrt(n)
             p = float(2.0 * _st.t.sf(abs(t), df))
-            eq = max(float(_st.t.sf((mean + margin) / se, df)),
-                     float(_st.t.cdf((mean - margin) / se, df)))
+            eq = max(float(_st.t.sf((mean + m) / se, df)),
+                     float(_st.t.cdf((mean - m) / se, df)))
             wil = _wilcoxon(d)
     v = verdict(p, eq, alpha)
     note = _with_small_note(note, v, p, alpha)
+
+    def unscaled(x: float | None) -> float | None:
+        with np.errstate(over="ignore"):
+            return None if x is None else float(np.ldexp(x, shift_by))
+
     return ShiftTest(
-        n=n, mean_shift=mean, sd=sd, ci_low=ci_low, ci_high=ci_high, effect_size_dz=dz,
-        t_statistic=t, p_value=p, wilcoxon_p=wil, equivalence_p=eq, margin=margin, alpha=alpha,
-        verdict=v, n_needed=_needed(mean, sd, margin, alpha) if v == "inconclusive" else None,
+        n=n, mean_shift=unscaled(mean), sd=unscaled(sd), ci_low=unscaled(ci_low), ci_high=unscaled(ci_high),
+        effect_size_dz=dz, t_statistic=t, p_value=p, wilcoxon_p=wil, equivalence_p=eq, margin=margin,
+        alpha=alpha, verdict=v, n_needed=_needed(mean, sd, m, alpha) if v == "inconclusive" else None,
         note=note, perturbation=perturbation, trait=trait)
 
 
@@ -255,7 +303,8 @@ def clips_needed(mean_shift: float | None, sd: float | None, *, margin: float,
     the shift (two-sided t-test power). ``None`` when the answer is undefined (no estimate)
     or not reachable with ``max_n`` clips, e.g. a mean sitting right on the margin.
     """
-    _validate(margin=margin, alpha=alpha, power=power, max_n=max_n)
+    _validate(margin=margin, alpha=alpha, power=power, max_n=max_n,
+              required=("margin", "alpha", "power", "max_n"))
     return _needed(mean_shift, sd, float(margin), float(alpha), float(power), int(max_n))
 
 

@@ -37,6 +37,11 @@ class Store:
             self.db.executescript(_SCHEMA)
             if self.path != ":memory:":
                 self.db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            # A full or read-only disk is the folder's problem, not a damaged file.
+            if any(w in str(exc) for w in ("disk is full", "readonly", "read-only", "unable to open")):
+                raise AuditkitError(f"{self.path}: cannot write the results store ({exc})") from None
+            raise AuditkitError(f"{self.path}: not a usable results store ({exc})") from None
         except sqlite3.DatabaseError as exc:
             raise AuditkitError(f"{self.path}: not a usable results store ({exc})") from None
 

@@ -9,6 +9,7 @@ custom classes) is refused, never executed.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -42,22 +43,31 @@ def is_torchscript(path: str | Path) -> bool:
         return False
 
 
-def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu"
-                    ) -> tuple[OceanRegressor, dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        raise RaterError(f"{path}: checkpoint does not exist")
+def safe_load(path: Path, *, map_location: str | torch.device = "cpu", what: str = "checkpoint") -> Any:
+    """``torch.load(weights_only=True)``, every failure one :class:`RaterError` line. Torch's own
+    message opens by suggesting ``weights_only=False``, which is exactly what must not be done
+    with a file that asks for code, so it is replaced by a plain refusal."""
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a pickle-protocol warning would be a second line on stderr
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Unsupported global" in text or "GLOBAL" in text:
             culprit = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln or "global" in ln), "")
             raise RaterError(f"{path}: refused — loading it would import or run code, and a "
-                             f"checkpoint must be plain data ({culprit[:160]})") from None
-        raise RaterError(f"{path}: not a readable checkpoint (not a torch.save file)") from None
+                             f"{what} must be plain data ({culprit[:160]})") from None
+        raise RaterError(f"{path}: not a readable {what} (not a torch.save file)") from None
     except Exception as exc:  # not a torch file at all
-        raise RaterError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0][:160]})") from None
+        raise RaterError(f"{path}: not a readable {what} ({str(exc).splitlines()[0][:160]})") from None
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu"
+                    ) -> tuple[OceanRegressor, dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        raise RaterError(f"{path}: checkpoint does not exist")
+    data = safe_load(path, map_location=map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise RaterError(f"{path}: not an auditkit OceanRegressor checkpoint (no format {FORMAT!r})")
     if data.get("version", 0) > VERSION:

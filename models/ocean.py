@@ -65,12 +65,14 @@ class OceanRegressor(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise RaterError(f"{path}: backbone weights file does not exist")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises UnpicklingError, RuntimeError...
-            raise RaterError(f"{path}: not a plain state dict of tensors ({str(exc).splitlines()[0]})") from None
+        from .checkpoint import safe_load  # checkpoint imports this module
+
+        state = safe_load(path, what="weights file")
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
+        if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                  for k, v in state.items()):
+            raise RaterError(f"{path}: not a plain state dict (a table of parameter names to tensors)")
         # Classifier weights of an ImageNet file have no place here; everything else must fit.
         state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier."))}
         missing, unexpected = self.backbone.load_state_dict(state, strict=False)

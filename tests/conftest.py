@@ -14,6 +14,19 @@ from auditkit.raters import InputSpec, save_torchscript
 
 SMALL = InputSpec(size=(64, 64), frames=4)
 
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # a dev extra; only the property tests need it
+    pass
+else:
+    # CI runs the same examples every time (a failure there reproduces from the blob the log
+    # prints); a developer's run keeps exploring new ones; `--hypothesis-profile=deep` searches long.
+    _common = {"deadline": None, "print_blob": True, "suppress_health_check": [HealthCheck.too_slow]}
+    settings.register_profile("ci", derandomize=True, max_examples=150, **_common)
+    settings.register_profile("dev", max_examples=150, **_common)
+    settings.register_profile("deep", max_examples=5000, **_common)
+    settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
+
 
 class BrightnessRater(nn.Module):
     """Scores that follow mean frame brightness: any lighting edit must register as a shift."""
