@@ -81,12 +81,15 @@ def rater_input(frames: torch.Tensor, spec: Any) -> torch.Tensor:
     if frames.shape[0] != spec.frames:
         frames = frames.index_select(0, torch.as_tensor(sample_indices(frames.shape[0], spec.frames),
                                                         device=frames.device))
-    # Contiguous channels-first before the float copy: resizing a permuted view is a slow path on
-    # the CPU and hands the rater a channels-last tensor it did not ask for (same values either way).
-    x = frames.permute(0, 3, 1, 2).contiguous().to(torch.float32).div_(255.0)
+    x = frames.permute(0, 3, 1, 2)  # [T, 3, H, W] view, channels-last in memory
     if tuple(x.shape[-2:]) != tuple(spec.size):
-        x = F.interpolate(x, size=spec.size, mode="bilinear", antialias=True, align_corners=False)
-    return x.clamp_(0.0, 1.0)
+        if x.device.type == "cpu":
+            # The uint8 channels-last resize is torch's (and torchvision's) fast CPU kernel.
+            x = F.interpolate(x, size=spec.size, mode="bilinear", antialias=True, align_corners=False)
+        else:  # no uint8 kernel on CUDA: the same filter in float, rounded to the same 8-bit levels
+            x = F.interpolate(x.float(), size=spec.size, mode="bilinear", antialias=True,
+                              align_corners=False).round_().clamp_(0, 255)
+    return x.contiguous().to(torch.float32).div_(255.0)
 
 
 def apply_edit(edit: Perturbation, clip: Clip, frames: torch.Tensor, annotations: Any, seed: int,
