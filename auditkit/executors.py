@@ -46,8 +46,11 @@ class Job:
     thumbs: bool = True
 
     def done_for(self, batch: Sequence[Any]) -> set[tuple[str, str]]:
-        ids = {s.id for s in batch}
-        return {pair for pair in self.done if pair[0] in ids}
+        if getattr(self, "_by_clip", None) is None:  # indexed once: a resumed 10,000-clip audit asks per batch
+            self._by_clip: dict[str, list[str]] = {}
+            for cid, cond in self.done:
+                self._by_clip.setdefault(cid, []).append(cond)
+        return {(s.id, cond) for s in batch for cond in self._by_clip.get(s.id, ())}
 
     def run_batch(self, batch: Sequence[Any], rater: Any, annotator: Annotator | None,
                   device: torch.device, prepared: Any = None) -> Outcome:
@@ -107,7 +110,7 @@ class LocalExecutor:
 
     def run(self, job: Job, batches: Sequence[Sequence[Any]]) -> Iterator[Outcome]:
         frames = job.rater.input.frames
-        flags = [[job.annotator is not None and needs_annotation(s.id, job.edits, job.done_for([s]))
+        flags = [[job.annotator is not None and needs_annotation(s.id, job.edits, job.done_for(batch))
                   for s in batch] for batch in batches]
         use_pool = (self.workers > 0 and type(job.annotator) is Annotator
                     and sum(any(f) for f in flags) > 1)
