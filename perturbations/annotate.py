@@ -137,6 +137,10 @@ class Annotator:
             self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
         return self._mesh, self._seg
 
+    def __getstate__(self) -> dict[str, Any]:
+        # MediaPipe graphs do not pickle; a copy sent to another process loads its own on first use.
+        return {**self.__dict__, "_mesh": None, "_seg": None}
+
     def close(self) -> None:
         for model in (self._mesh, self._seg):
             if model is not None:

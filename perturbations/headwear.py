@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .annotate import CHIN, FACE_OVAL, FOREHEAD, smooth_time
 from .base import Perturbation, register
 from .glasses import eye_geometry
-from .kernels import gaussian_blur
+from .kernels import gaussian_blur, resize_bilinear
 
 # sRGB colours of common scarf fabrics.
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -73,8 +73,7 @@ def _coarse_blur(x: torch.Tensor, sigma: float, step: int) -> torch.Tensor:
         return gaussian_blur(x, sigma)
     h, w = x.shape[-2:]
     small = F.interpolate(x, size=(-(-h // step), -(-w // step)), mode="area")
-    return F.interpolate(gaussian_blur(small, sigma / step), size=(h, w), mode="bilinear",
-                         align_corners=False)
+    return resize_bilinear(gaussian_blur(small, sigma / step), (h, w))
 
 
 def head_geometry(landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -184,8 +183,7 @@ class Headscarf(Perturbation):
         step = max(1, round(float(geo["height"].mean()) / SHADE_GRID))
         alpha, shadow, open_, hair = self._coverage(geo, size, opening, body, xs, ys, params, step)
         colour = self._shade(geo, size, opening, xs[::step], ys[::step], params)
-        colour = F.interpolate(colour, size=(y1 - y0, x1 - x0), mode="bilinear",
-                               align_corners=False).permute(0, 2, 3, 1)
+        colour = resize_bilinear(colour, (y1 - y0, x1 - x0)).permute(0, 2, 3, 1)
         colour = colour * self._exposure(region, open_) * params["brightness"]
         # Sensor grain: without it the fabric looks cleaner than the video around it.
         gen = torch.Generator(device=dev).manual_seed(params["grain_seed"])
@@ -291,12 +289,16 @@ class Headscarf(Perturbation):
         hair = F.adaptive_max_pool2d(hair.unsqueeze(1), (-(-h // step), -(-w // step)))
         grow = max(1, math.ceil(0.06 * hpx / step))
         hair = F.max_pool2d(hair, 2 * grow + 1, 1, grow)
-        hair = F.interpolate(hair, size=(h, w), mode="bilinear", align_corners=False).squeeze(1)
+        hair = resize_bilinear(hair, (h, w)).squeeze(1)
         planes = region.permute(0, 3, 1, 2)
         weight = (1 - _smoothstep(body, 0.01, 0.1)).unsqueeze(1) * (1 - hair.unsqueeze(1))
         sigma = 0.08 * hpx
         num, den = _coarse_blur(planes * weight, sigma, step), _coarse_blur(weight, sigma, step)
-        mean = (planes * weight).sum((2, 3), keepdim=True) / weight.sum((2, 3), keepdim=True).clamp(min=1e-6)
+        # Whole-image sums in float64: a float32 sum depends on how many threads split it, and
+        # the same seed must give the same pixels on every machine (and every Ray actor).
+        w64 = weight.double()
+        mean = ((planes.double() * w64).sum((2, 3), keepdim=True)
+                / w64.sum((2, 3), keepdim=True).clamp(min=1e-6)).float()
         plate = torch.where(den > 1e-3, num / den.clamp(min=1e-6), mean).permute(0, 2, 3, 1)
         a = hair.unsqueeze(-1)
         return region * (1 - a) + plate * a, hair

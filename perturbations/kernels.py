@@ -16,6 +16,28 @@ def gaussian_kernel(sigma: float, device: torch.device | str = "cpu") -> torch.T
     return k / k.sum()
 
 
+def _lerp_axis(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
+    # Half-pixel centres (align_corners=False), clamped at the borders as torch does.
+    src = ((torch.arange(size, dtype=torch.float64, device=x.device) + 0.5) * (n / size) - 0.5).clamp_(min=0)
+    i0 = src.floor().long().clamp_(max=n - 1)
+    i1 = (i0 + 1).clamp_(max=n - 1)
+    shape = [1] * x.dim()
+    shape[dim] = size
+    t = (src - i0).to(x.dtype).view(shape)
+    a, b = x.index_select(dim, i0), x.index_select(dim, i1)
+    return a + (b - a) * t
+
+
+def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of float ``[N, C, H, W]`` (half-pixel centres, no antialias), the same to
+    the last bit whatever the number of threads. ``F.interpolate``'s CPU kernel is not: its
+    vectorised and scalar paths round differently, so an edit's pixels would depend on the core
+    count, and a Ray actor would disagree with the machine that started the audit."""
+    h, w = size
+    return _lerp_axis(_lerp_axis(x, h, x.dim() - 2), w, x.dim() - 1)
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of float ``[N, C, H, W]`` with reflect padding. Large sigmas are
     computed at a reduced resolution (the result is smooth anyway), keeping the cost flat."""
@@ -25,8 +47,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     step = int(sigma // 4) if sigma >= 8 else 1
     if step > 1 and min(h, w) // step >= 8:
         small = F.interpolate(x, size=(h // step, w // step), mode="area")
-        return F.interpolate(gaussian_blur(small, sigma / step), size=(h, w), mode="bilinear",
-                             align_corners=False)
+        return resize_bilinear(gaussian_blur(small, sigma / step), (h, w))
     # 3 sigma holds 99.7% of the mass; reflect padding needs the radius below the frame size.
     radius = max(1, min(math.ceil(3.0 * sigma), h - 1, w - 1))
     taps = gaussian_kernel(sigma, "cpu")

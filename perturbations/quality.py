@@ -19,6 +19,7 @@ from torchvision.io import decode_jpeg, encode_jpeg
 
 from .base import Perturbation, register
 from .kernels import gaussian_blur as blur_planes
+from .kernels import resize_bilinear
 
 # Float working copies are [chunk, 3, H, W] float32: about 4 * 2**25 bytes = 128 MiB per chunk.
 _CHUNK_VALUES = 2 ** 25
@@ -143,8 +144,7 @@ class LowResolution(Perturbation):
             # (what the receiving player does).
             small = F.interpolate(_to_planes(chunk), size=size, mode="bilinear",
                                   align_corners=False, antialias=True)
-            return _from_planes(F.interpolate(small, size=(h, w), mode="bilinear",
-                                              align_corners=False))
+            return _from_planes(resize_bilinear(small, (h, w)))
 
         return _chunked(frames, degrade)
 

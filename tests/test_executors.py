@@ -150,3 +150,14 @@ def test_each_scored_input_keeps_its_middle_frame_for_the_dashboard(sample_dir, 
         assert store.thumb(cid, "glasses:thick") is None
     assert original.shape == dim.shape and max(original.shape[:2]) <= 256
     assert dim.mean() < original.mean() - 10  # the edited frame, not a copy of the original
+
+
+def test_an_annotator_that_has_run_still_travels_to_other_processes(sample_dir, tmp_path):
+    import pickle
+
+    from perturbations.annotate import Annotator
+
+    used = Annotator(tmp_path / "a")
+    run_audit("builtin:appearance", sample_dir, ["glasses:thick"], annotator=used)  # MediaPipe loaded
+    copy = pickle.loads(pickle.dumps(used))
+    assert copy.cache_dir == used.cache_dir and copy.stats == used.stats

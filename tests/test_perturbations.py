@@ -34,6 +34,23 @@ def test_numpy_input_is_accepted_and_left_alone(name, annotated_samples):
     assert torch.equal(edit.frames, perturbations.get(name)(torch.from_numpy(clip.frames), ann, seed=1).frames)
 
 
+@pytest.mark.parametrize("name", EDITS)
+def test_the_same_seed_gives_the_same_pixels_whatever_the_thread_count(name, annotated_samples):
+    # A Ray actor or a bigger machine runs with another number of threads than the machine that
+    # started the audit; an edit's pixels must not depend on it (bilinear upsampling once did).
+    threads = torch.get_num_threads()
+    try:
+        for clip, ann in annotated_samples[:3]:
+            frames = torch.from_numpy(clip.frames)
+            torch.set_num_threads(1)
+            one = perturbations.get(name)(frames, ann, seed=3).frames
+            torch.set_num_threads(4)
+            four = perturbations.get(name)(frames, ann, seed=3).frames
+            assert torch.equal(one, four), f"{name} on {clip.id}"
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_lighting_moves_brightness_the_right_way(frames):
     mean = frames.float().mean()
     assert perturbations.get("lighting:dim")(frames).frames.float().mean() < 0.7 * mean
