@@ -14,7 +14,7 @@ import multiprocessing
 import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -44,6 +44,11 @@ class Job:
     per_call: int
     annotator: Annotator | None
     thumbs: bool = True
+    # torch's CPU kernels for exp, sin, atan2... round their vectorised body and their scalar
+    # tail differently, and where the tail falls depends on how many threads split the tensor:
+    # an edit's last bit, and so a score, depends on the thread count. Every process of an audit
+    # uses the thread count of the one that started it, so every executor gives the same numbers.
+    threads: int = field(default_factory=torch.get_num_threads)
 
     def done_for(self, batch: Sequence[Any]) -> set[tuple[str, str]]:
         if getattr(self, "_by_clip", None) is None:  # indexed once: a resumed 10,000-clip audit asks per batch
@@ -152,10 +157,10 @@ class LocalExecutor:
 class _RayWorker:
     """A Ray actor: loads the rater once, then scores whole batches."""
 
-    def __init__(self, job: Job, device: str, threads: int) -> None:
+    def __init__(self, job: Job, device: str) -> None:
         from .raters import load_rater, rater_identity
 
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(job.threads)
         self.device = torch.device(device)
         self.rater = load_rater(job.rater_spec, device=self.device)
         self.job = replace(job, rater=None, done=set())
@@ -229,7 +234,7 @@ class RayExecutor:
                 device = "cuda"
             remote = ray.remote(_RayWorker)
             shipped = replace(job, rater=None, done=set())
-            actors = [remote.options(**options).remote(shipped, device, per_actor) for _ in range(count)]
+            actors = [remote.options(**options).remote(shipped, device) for _ in range(count)]
             hashes = set(_unwrap(ray, lambda: ray.get([a.identity_hash.remote() for a in actors])))
             want = getattr(job.rater, "identity", None)
             if want and hashes != {want}:

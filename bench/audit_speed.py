@@ -8,7 +8,7 @@ Prints, in one run:
 - peak memory (resident set, this process and its worker processes) of audits of 100 and 1,000
   clips, each in a fresh process.
 
-    python bench/audit_speed.py [--device cpu|cuda] [--workers 1] [--memory 100,1000]
+    python bench/audit_speed.py [--device cpu|cuda] [--workers 1] [--memory 100,1000] [--ray ACTORS]
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def forward_only(rater, shapes: list[tuple[int, ...]], device: torch.device) -> 
     return time.perf_counter() - start
 
 
-def overhead(device: torch.device, workers: int) -> None:
+def overhead(device: torch.device, workers: int, ray_actors: int = 0) -> None:
     from auditkit import run_audit
     from auditkit.samples import sample_clips
     from perturbations.annotate import Annotator
@@ -90,6 +90,18 @@ def overhead(device: torch.device, workers: int) -> None:
             result = run_audit(rater, clips, EDITS, device=str(device), annotator=annotator, workers=workers)
             rows.append((label, time.perf_counter() - start, rater))
         alone = forward_only(rows[-1][2].inner, rows[-1][2].shapes, device)
+        if ray_actors:
+            import ray
+
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+            rater = reference_rater(device)  # shipped to the actors as it is (cloudpickle)
+            start = time.perf_counter()
+            spread = run_audit(rater, clips, EDITS, device=str(device), annotator=annotator,
+                               executor="ray", workers=ray_actors)
+            ray_wall = time.perf_counter() - start
+            ray.shutdown()
+            same = [t.to_dict() for t in spread.tests] == [t.to_dict() for t in result.tests]
     frames = sum(s[0] * s[1] for s in rows[-1][2].shapes)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
           f"{torch.get_num_threads()}, device {device}"
@@ -104,6 +116,10 @@ def overhead(device: torch.device, workers: int) -> None:
     print(f"  harness overhead ratio (warm audit wall / forward alone): {warm / alone:.3f}")
     print(f"  cold - warm cache: {rows[0][1] - warm:.2f} s for {result.n_clips} clips "
           f"({(rows[0][1] - warm) / result.n_clips:.2f} s per clip of annotation)")
+    print(f"  warm audit per clip: {warm / result.n_clips:.2f} s")
+    if ray_actors:
+        print(f"  Ray executor, {ray_actors} actor(s) on this machine (cluster already up): {ray_wall:.2f} s wall, "
+              f"{ray_wall / result.n_clips:.2f} s per clip, tests identical to local: {same}")
 
 
 def _high_water_mib() -> float:
@@ -165,9 +181,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="annotation worker processes (default 1)")
     parser.add_argument("--memory", default="100,1000", help="clip counts for the memory figures ('' skips)")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--ray", type=int, default=0, metavar="ACTORS",
+                        help="also run the warm audit on a local Ray cluster with this many actors")
     args = parser.parse_args()
     if not args.skip_overhead:
-        overhead(torch.device(args.device), args.workers)
+        overhead(torch.device(args.device), args.workers, args.ray)
     if args.memory:
         memory([int(n) for n in args.memory.split(",")], args.workers)
 

@@ -82,9 +82,12 @@ def local_ray():
 def test_ray_executor_gives_the_identical_audit(sample_dir, tmp_path, local_ray):
     from perturbations.annotate import Annotator
 
-    local = run_audit("builtin:appearance", sample_dir, FACE_AND_LIGHT, annotator=Annotator(tmp_path / "a"),
+    # The headscarf's shading runs exp/sin/atan2 kernels whose last bit depends on the thread
+    # count: the actors must run with the thread count of this process for the scores to agree.
+    edits = FACE_AND_LIGHT + ["headwear:headscarf"]
+    local = run_audit("builtin:appearance", sample_dir, edits, annotator=Annotator(tmp_path / "a"),
                       store=tmp_path / "local.sqlite")
-    spread = run_audit("builtin:appearance", sample_dir, FACE_AND_LIGHT, annotator=Annotator(tmp_path / "b"),
+    spread = run_audit("builtin:appearance", sample_dir, edits, annotator=Annotator(tmp_path / "b"),
                        store=tmp_path / "ray.sqlite", executor="ray", workers=2)
     assert _tests(local) == _tests(spread)
     assert local.skipped == spread.skipped and local.n_clips == spread.n_clips == 12
@@ -161,3 +164,26 @@ def test_an_annotator_that_has_run_still_travels_to_other_processes(sample_dir, 
     run_audit("builtin:appearance", sample_dir, ["glasses:thick"], annotator=used)  # MediaPipe loaded
     copy = pickle.loads(pickle.dumps(used))
     assert copy.cache_dir == used.cache_dir and copy.stats == used.stats
+
+
+def test_ray_actors_run_with_the_thread_count_of_the_process_that_started_the_audit(sample_dir, tmp_path,
+                                                                                    local_ray):
+    # Some CPU kernels round differently depending on how many threads split a tensor (see
+    # executors.Job.threads), so an actor with another thread count could score differently.
+    factory = tmp_path / "threads.py"
+    factory.write_text(
+        "import torch\nfrom auditkit.raters import TorchRater, InputSpec\n"
+        "class M(torch.nn.Module):\n    def forward(self, x):\n"
+        "        return torch.full((x.shape[0], 5), torch.get_num_threads() / 100.0)\n"
+        "def make():\n    return TorchRater(M(), input=InputSpec(size=(32, 32), frames=2), identity='threads')\n")
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)  # not what Ray would give an actor of one CPU
+        run_audit(f"{factory}:make", sample_dir, ["lighting:dim"], executor="ray", workers=2,
+                  store=tmp_path / "r.sqlite")
+    finally:
+        torch.set_num_threads(threads)
+    with Store(tmp_path / "r.sqlite") as store:
+        assert {round(v, 4) for v in store.scores("original", "openness").values()} == {0.03}
