@@ -1,4 +1,4 @@
-"""``auditkit run | demo | perturb | report | train``. Exit codes: 0 no test says shift, 1 a test
+"""``auditkit run | demo | perturb | report | dashboard | train``. Exit codes: 0 no test says shift, 1 a test
 says shift, 2 bad input or an output folder that cannot be written (read-only, full)."""
 
 from __future__ import annotations
