@@ -190,12 +190,11 @@ def _score_all(rater: Any, rater_spec: Any, sources: list, edits: list[Perturbat
     job = Job(rater=rater, rater_spec=rater_spec, edits=edits, done=done, device=dev, seed=seed,
               max_side=max_side, max_missing_face=max_missing_face, per_call=per_call,
               annotator=annotator, thumbs=thumbs)
-    sizes = {id(b[0]): len(b) for b in todo}
     bar = None
     if progress is True:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(sources), initial=len(sources) - sum(sizes.values()), unit="clip",
+        bar = tqdm(total=len(sources), initial=len(sources) - sum(len(b) for b in todo), unit="clip",
                    desc="auditing", dynamic_ncols=True)
     try:
         for outcome in executor.run(job, todo):

@@ -49,10 +49,11 @@ class Job:
     # an edit's last bit, and so a score, depends on the thread count. Every process of an audit
     # uses the thread count of the one that started it, so every executor gives the same numbers.
     threads: int = field(default_factory=torch.get_num_threads)
+    _by_clip: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def done_for(self, batch: Sequence[Any]) -> set[tuple[str, str]]:
-        if getattr(self, "_by_clip", None) is None:  # indexed once: a resumed 10,000-clip audit asks per batch
-            self._by_clip: dict[str, list[str]] = {}
+        if self._by_clip is None:  # indexed once: a resumed 10,000-clip audit asks per batch
+            self._by_clip = {}
             for cid, cond in self.done:
                 self._by_clip.setdefault(cid, []).append(cond)
         return {(s.id, cond) for s in batch for cond in self._by_clip.get(s.id, ())}
