@@ -28,7 +28,7 @@ from .raters import load_rater, rater_identity
 from .result import AuditResult, Skipped
 from .impact import ShortlistRule, decision_impact, group_columns, group_shifts, impact_ratios
 from .store import ORIGINAL, Store
-from .work import DEFAULT_CALL_BYTES, apply_edit, items_per_call, rater_input  # noqa: F401 (public)
+from .work import DEFAULT_CALL_BYTES, apply_edit, items_per_call
 
 DEFAULT_MARGIN = 0.05
 DEFAULT_ALPHA = 0.05

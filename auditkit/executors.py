@@ -61,12 +61,16 @@ class Job:
     def run_batch(self, batch: Sequence[Any], rater: Any, annotator: Annotator | None,
                   device: torch.device, prepared: Any = None) -> Outcome:
         done = self.done_for(batch)
-        if prepared is None:  # annotator.stats counts this work itself
+        stats: dict[str, int] = {}
+        if prepared is None:
             flags = [annotator is not None and needs_annotation(s.id, self.edits, done) for s in batch]
-            prepared, _ = prepare(batch, frames=rater.input.frames, max_side=self.max_side,
+            prepared, stats = prepare(batch, frames=rater.input.frames, max_side=self.max_side,
                                       annotator=annotator, annotate=flags)
-        return score_batch(rater, prepared, self.edits, done, device=device, seed=self.seed,
-                           max_missing_face=self.max_missing_face, per_call=self.per_call, thumbs=self.thumbs)
+        outcome = score_batch(rater, prepared, self.edits, done, device=device, seed=self.seed,
+                              max_missing_face=self.max_missing_face, per_call=self.per_call, thumbs=self.thumbs)
+        # The caller's own annotator has counted this work already; another process's has not.
+        outcome.annotated = {} if annotator is self.annotator else stats
+        return outcome
 
 
 def make_executor(name: str = "local", *, workers: int | None = None, address: str | None = None):
@@ -164,7 +168,8 @@ class _RayWorker:
         torch.set_num_threads(job.threads)
         self.device = torch.device(device)
         self.rater = load_rater(job.rater_spec, device=self.device)
-        self.job = replace(job, rater=None, done=set())
+        self.job = job
+        # Its own annotator, so that its work is reported back to the driver's (see run_batch).
         self.annotator = (Annotator(job.annotator.cache_dir, use_cache=job.annotator.use_cache)
                           if job.annotator is not None else None)
         self.identity = rater_identity(self.rater)["hash"]
@@ -173,12 +178,7 @@ class _RayWorker:
         return self.identity
 
     def run(self, batch: Sequence[Any], done: set[tuple[str, str]]) -> Outcome:
-        job = replace(self.job, done=done)
-        before = dict(self.annotator.stats) if self.annotator else {}
-        outcome = job.run_batch(batch, self.rater, self.annotator, self.device)
-        outcome.annotated = ({k: v - before.get(k, 0) for k, v in self.annotator.stats.items()}
-                             if self.annotator else {})
-        return outcome
+        return replace(self.job, done=done).run_batch(batch, self.rater, self.annotator, self.device)
 
 
 class RayExecutor:

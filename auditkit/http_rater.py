@@ -574,7 +574,7 @@ class HttpRater:
                     raise RaterError(f"{self.name}: OpenCV could not encode a frame as JPEG")
                 jpegs.append(base64.b64encode(buf.tobytes()).decode("ascii"))
             return json.dumps({"frames": jpegs, "fps": ep.fps}).encode(), "application/json"
-        video = _mp4(bgr, ep.fps, self.name)
+        video = _mp4(frames, ep.fps, self.name)
         if ep.video_field is None:
             return video, "video/mp4"
         boundary = "auditkit-" + hashlib.sha256(video).hexdigest()[:32]
@@ -624,21 +624,17 @@ def _credential(endpoint: Endpoint, where: str) -> tuple[str, str, _Secret]:
     return name.strip(), template.strip(), _Secret(token)
 
 
-def _mp4(bgr: np.ndarray, fps: float, name: str) -> bytes:
-    import cv2
+def _mp4(frames: np.ndarray, fps: float, name: str) -> bytes:
+    """RGB ``[T, H, W, 3]`` as the bytes of an mp4v file (the sample clips' own writer)."""
+    from .samples import write_video
 
     fd, tmp = tempfile.mkstemp(suffix=".mp4", prefix="auditkit-http-")
     os.close(fd)
     try:
-        height, width = bgr.shape[1:3]
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
-        if not writer.isOpened():
-            raise RaterError(f"{name}: this OpenCV build cannot write MP4 (mp4v); use format 'frames'")
         try:
-            for frame in bgr:
-                writer.write(np.ascontiguousarray(frame))
-        finally:
-            writer.release()
+            write_video(Path(tmp), frames, fps)
+        except RuntimeError:
+            raise RaterError(f"{name}: this OpenCV build cannot write MP4 (mp4v); use format 'frames'") from None
         return Path(tmp).read_bytes()
     finally:
         os.unlink(tmp)
