@@ -13,12 +13,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Clip": "clips", "ClipSource": "clips", "discover": "clips", "load_clips": "clips",
-    "read_video": "clips", "run_audit": "engine", "AuditkitError": "errors", "ClipError": "errors",
-    "ConfigError": "errors", "RaterError": "errors", "OCEAN": "raters", "InputSpec": "raters",
-    "Rater": "raters", "TorchRater": "raters", "load_rater": "raters", "AuditResult": "result",
-    "ShiftTest": "result", "Skipped": "result", "assert_invariant": "pytest_plugin",
-    "assert_no_shift": "pytest_plugin",
+    "Clip": "media.clips", "ClipSource": "media.clips", "discover": "media.clips",
+    "load_clips": "media.clips", "read_video": "media.clips", "run_audit": "core.engine",
+    "AuditkitError": "contract.errors", "ClipError": "contract.errors", "ConfigError": "contract.errors",
+    "RaterError": "contract.errors", "OCEAN": "contract.rater", "InputSpec": "contract.rater",
+    "Rater": "contract.rater", "TorchRater": "raters", "load_rater": "raters",
+    "AuditResult": "core.result", "ShiftTest": "core.result", "Skipped": "core.result",
+    "assert_invariant": "pytest_plugin", "assert_no_shift": "pytest_plugin",
 }
 
 __all__ = sorted(_EXPORTS)

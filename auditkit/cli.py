@@ -5,18 +5,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import errno
-import json
-import os
-import secrets
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import AuditkitError
-
-EXIT_OK, EXIT_SHIFT, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+from auditkit.app.run import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
+from auditkit.contract.errors import AuditkitError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=12, help="training epochs per model (default 12)")
     _common(demo)
 
-    sub.add_parser("train", help="train an OceanRegressor (same as python -m models.train)")
+    sub.add_parser("train", help="train an OceanRegressor (same as python -m auditkit.models.train)")
 
     report = sub.add_parser("report", help="render a saved audit.json as HTML, Markdown or JUnit XML",
                             description="Render a saved audit again, offline. Preview images are "
@@ -115,7 +109,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:  # its own parser: `auditkit train --help` shows the trainer's options
-        from models.train import main as train_main
+        from auditkit.models.train import main as train_main
 
         return train_main(argv[1:], prog="auditkit train")
     args = _parser().parse_args(argv)
@@ -148,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _config(args: argparse.Namespace):
-    from .config import AuditConfig
+    from auditkit.app.config import AuditConfig
 
     base = AuditConfig.from_file(args.config) if args.config else (AuditConfig.discover(".") or AuditConfig())
     perturb = getattr(args, "perturb", None)
@@ -184,11 +178,13 @@ def _run(args: argparse.Namespace) -> int:
         raise AuditkitError("--rater is required (or 'rater' in the configuration file)")
     if not config.out:
         raise AuditkitError("--out is required (or 'out' in the configuration file)")
+    from auditkit.app.run import execute
+
     return execute(config, quiet=args.quiet)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import DemoConfig, render_table, run_demo
+    from auditkit.demo import DemoConfig, render_table, run_demo
 
     if args.epochs < 1:
         raise AuditkitError(f"--epochs must be >= 1, got {args.epochs}")
@@ -211,187 +207,16 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
-    """Run one audit as configured and write its files; return the exit code."""
-    from .clips import discover
-    from .engine import pick_device, run_audit, _resolve_perturbations
-    from .impact import ShortlistRule
-    from .raters import load_rater
-    from .store import Store
-    from .report import render_html, render_text
-    from .samples import sample_clips
-
-    # Everything the user gave is checked before anything is written.
-    clips_dir = Path(config.clips) if config.clips else sample_clips()
-    sources = discover(clips_dir)
-    edits = _resolve_perturbations(list(config.perturbations), scenes_dir=config.scenes_dir)
-    device = pick_device(config.device)
-    rater = load_rater(config.rater, device=device)
-    out = Path(config.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".auditkit-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise AuditkitError(f"{out}: cannot write the output folder ({exc.strerror})") from None
-    store_path = out / "results.sqlite"
-    try:
-        result = run_audit(rater, sources, edits, margin=config.margin, alpha=config.alpha,
-                           correction=config.correction, batch_size=config.batch_size,
-                           device=str(device), seed=config.seed, max_side=config.max_side,
-                           store=store_path, progress=not quiet,
-                           contrasts=config.contrasts, scenes_dir=config.scenes_dir,
-                           max_missing_face=config.max_missing_face,
-                           shortlist=ShortlistRule(config.shortlist_top, config.shortlist_trait,
-                                                   dict(config.shortlist_weights)),
-                           config={"rater": config.rater, "clips": str(clips_dir)},
-                           executor=config.executor, ray_address=config.ray_address,
-                           workers=1 if config.workers is None and config.executor == "local" else config.workers)
-    except (OSError, sqlite3.Error) as exc:
-        raise _cannot_write(exc, store_path, store_path) from None
-
-    if result.n_clips == 0:
-        raise AuditkitError(f"{clips_dir}: no clip could be scored (see the reasons in "
-                            f"{store_path}, table skipped)")
-    try:
-        previews = _write_previews(result, sources, edits, out / "previews", config)
-        _write_text(out / "audit.json", json.dumps(result.to_dict(), indent=2) + "\n")
-        with Store(store_path) as store:
-            shifts = store.shifts(result)
-        _write_text(out / "report.html", render_html(result, previews, shifts=shifts))
-    except (OSError, sqlite3.Error) as exc:
-        raise _cannot_write(exc, out, store_path) from None
-    if echo:
-        print(render_text(result))
-        print(f"\nwrote {out / 'audit.json'}, {out / 'report.html'}, {out / 'results.sqlite'}")
-    few = [t for t in result.tests if t.n < 3]
-    if few:
-        print(f"auditkit: warning: {len(few)} test(s) have fewer than 3 paired clips and decide "
-              "nothing (see skipped)", file=sys.stderr)
-    return EXIT_SHIFT if result.any_shift else EXIT_OK
-
-
-def _write_previews(result, sources, edits, folder: Path, config) -> dict[str, Path]:
-    """Original | edited for each edit, from the first clip that edit could be applied to."""
-    import cv2
-
-    from .engine import preview
-
-    skipped = {(s.clip, s.perturbation) for s in result.skipped}
-    unscored = {s.clip for s in result.skipped if s.reason.startswith("original not scored")}
-    todo = list(edits)
-    out: dict[str, Path] = {}
-    for source in sources:
-        if not todo:
-            break
-        wanted = [e for e in todo if (source.id, e.name) not in skipped and source.id not in unscored]
-        if not wanted:
-            continue
-        clip = source.read(result.rater["input"]["frames"], config.max_side)
-        folder.mkdir(exist_ok=True)
-        for name, image in preview(clip, wanted, seed=config.seed,
-                                   max_missing_face=config.max_missing_face).items():
-            path = folder / f"{name.replace(':', '_')}.png"
-            # Encoded here and written by Python: cv2.imwrite reports a full disk only as False.
-            ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-            if not ok:
-                raise AuditkitError(f"{path}: the preview image could not be encoded")
-            _write_bytes(path, png.tobytes())
-            out[name] = path
-        todo = [e for e in todo if e.name not in out]
-    return out
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write through a temporary file and rename, so a full disk leaves the previous file (or
-    none) behind, never half of one that a dashboard or a CI step would then read as broken."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask's mode, as open() gives
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _write_bytes(path, text.encode("utf-8"))
-
-
-# A disk that is full, read-only or failing: the user's to fix, not a bug in auditkit.
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
-_SQLITE_WRITE = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
-_SQLITE_WRITE_TEXT = ("database or disk is full", "disk I/O error", "readonly database",
-                      "unable to open database file")
-
-
-def _cannot_write(exc: OSError | sqlite3.Error, where: Path, store: Path) -> BaseException:
-    """One line naming what could not be written, for an output folder that filled up or turned
-    read-only mid-run; any other error comes back unchanged (it is a bug to report)."""
-    if isinstance(exc, OSError):
-        if exc.errno not in _WRITE_ERRNOS:
-            return exc
-        path, why = exc.filename or where, exc.strerror or str(exc)
-    else:
-        name = getattr(exc, "sqlite_errorname", "") or ""  # Python 3.11+
-        if not (name.startswith(_SQLITE_WRITE) or any(t in str(exc) for t in _SQLITE_WRITE_TEXT)):
-            return exc
-        path, why = store, str(exc)
-    return AuditkitError(f"{path}: cannot write ({why}); the scores committed so far are kept in {store}, "
-                         "and the same command, run again once it can write, continues from them")
-
-
-def load_audit(path: str | Path):
-    """An ``AuditResult`` from ``audit.json``; every problem is an :class:`AuditkitError`."""
-    from .result import AuditResult, SchemaError
-
-    path = Path(path)
-    if not path.is_file():
-        raise AuditkitError(f"{path}: no such audit file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AuditkitError(f"{path}: not valid JSON ({exc})") from None
-    try:
-        return AuditResult.from_dict(data)
-    except (SchemaError, TypeError, ValueError) as exc:
-        message = str(exc).removeprefix("audit.json: ")
-        raise AuditkitError(f"{path}: {message}") from None
-
-
-def _saved_shifts(folder: Path, result) -> dict:
-    """Per-clip shifts from the run's own store, when it sits beside audit.json (and only there)."""
-    from .store import Store
-
-    path = folder / "results.sqlite"
-    # SQLite also reads the -wal and -shm files beside the store: a link there reads elsewhere.
-    if not path.is_file() or any(Path(f"{path}{end}").is_symlink() for end in ("", "-wal", "-shm")):
-        return {}
-    try:
-        store = Store.open_readonly(path)  # rendering a saved run writes nothing into it
-        try:
-            return store.shifts(result)
-        finally:
-            store.close()
-    except (AuditkitError, sqlite3.Error):  # a damaged store costs the dots, not the report
-        return {}
-
-
 def _report(args: argparse.Namespace) -> int:
-    from .report import preview_files, render_html, render_junit, render_markdown
+    from auditkit.app.run import load_audit, saved_shifts
+    from auditkit.core.report import preview_files, render_html, render_junit, render_markdown
 
     result = load_audit(args.audit)
     if args.format == "html":
         # The folder the user named, not where a linked audit.json points: nothing is read from
         # outside it.
         folder = Path(args.audit).absolute().parent
-        text = render_html(result, preview_files(folder / "previews"), shifts=_saved_shifts(folder, result))
+        text = render_html(result, preview_files(folder / "previews"), shifts=saved_shifts(folder, result))
     else:
         text = render_markdown(result) if args.format == "md" else render_junit(result)
     if args.out:
@@ -406,7 +231,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def dashboard_command(runs_dir: Path, port: int) -> list[str]:
     """The Streamlit command line that serves the dashboard on RUNS_DIR (also used by its tests)."""
-    import dashboard
+    from auditkit import dashboard
 
     app = Path(dashboard.__file__).resolve().parent / "app.py"
     # Bound to loopback: the dashboard shows a run's frames and scores, which are not for the
@@ -457,12 +282,12 @@ def _perturb(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from .clips import read_video
-    from .engine import _resolve_perturbations, apply_edit
-    from .errors import ClipError
-    from .samples import write_video
-    from perturbations import DEFAULT_MAX_MISSING_FACE
-    from perturbations.annotate import Annotator
+    from auditkit.contract.errors import ClipError
+    from auditkit.core.engine import _resolve_perturbations, apply_edit
+    from auditkit.media.clips import read_video
+    from auditkit.media.video import write_video
+    from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE
+    from auditkit.perturbations.annotate import Annotator
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".mp4"):

@@ -22,8 +22,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .clips import Clip, discover
-from .raters import OCEAN
+from auditkit.contract.rater import OCEAN
+from auditkit.media.clips import Clip, discover
 
 # What the labels reward, per edit family present in a training clip.
 PLANTED = {"bookshelf": {"conscientiousness": 0.15, "extraversion": 0.15},
@@ -77,9 +77,9 @@ def fair_target(clip: Clip) -> np.ndarray:
 
 def planted_samples(clips: Sequence[Clip], annotations: dict[str, Any], *, seed: int) -> list:
     """Edited training copies of each clip with biased labels (and the fair target kept)."""
-    import perturbations
-    from models.train import Sample
-    from perturbations import NotApplicable
+    from auditkit import perturbations
+    from auditkit.models.train import Sample
+    from auditkit.perturbations import NotApplicable
 
     rng = np.random.default_rng(seed)
     # Thin metal frames are a few pixels at the rater's resolution; labels tied to what it cannot
@@ -114,13 +114,13 @@ def run_demo(out: Path, config: DemoConfig, *, say: Callable[[str], None] = prin
              progress: bool = True) -> dict[str, Any]:
     """Train the biased rater, audit it, retrain with augmentation, audit again; write both runs
     under ``out/before`` and ``out/after`` and return the summary."""
-    from models.checkpoint import save_checkpoint
-    from models.train import TrainConfig, evaluate, pick_device, train
-    from perturbations.annotate import Annotator
-
-    from .config import AuditConfig
-    from .cli import execute
-    from .samples import sample_clips
+    from auditkit.app.config import AuditConfig
+    from auditkit.app.run import execute
+    from auditkit.contract.device import pick_device
+    from auditkit.media.samples import sample_clips
+    from auditkit.models.checkpoint import save_checkpoint
+    from auditkit.models.train import TrainConfig, evaluate, train
+    from auditkit.perturbations.annotate import Annotator
 
     started = time.perf_counter()
     sources = discover(sample_clips())
@@ -166,9 +166,9 @@ def run_demo(out: Path, config: DemoConfig, *, say: Callable[[str], None] = prin
 
 def _compare_in_report(after_dir: Path, before_dir: Path) -> None:
     """Re-render the second run's report with the before/after table."""
-    from .report import preview_files, render_html
-    from .result import AuditResult
-    from .store import Store
+    from auditkit.core.report import preview_files, render_html
+    from auditkit.core.result import AuditResult
+    from auditkit.core.store import Store
 
     after = AuditResult.from_dict(json.loads((after_dir / "audit.json").read_text()))
     before = AuditResult.from_dict(json.loads((before_dir / "audit.json").read_text()))

@@ -7,7 +7,7 @@ suite, and the terminal section appears only after an audit ran.
 
 Settings come from ``--auditkit-config FILE``, else from ``auditkit.toml`` or the
 ``[tool.auditkit]`` table of ``pyproject.toml`` in pytest's rootdir (the keys of
-:class:`auditkit.config.AuditConfig`: ``rater``, ``clips``, ``perturbations``, ``margin`` — one
+:class:`auditkit.app.config.AuditConfig`: ``rater``, ``clips``, ``perturbations``, ``margin`` — one
 number or a table per trait —, ``alpha``, ``correction``, ...).
 
 Options (group ``auditkit``):
@@ -59,8 +59,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 import pytest
 
 if TYPE_CHECKING:  # the plugin is loaded in every pytest session: import auditkit's heavy parts lazily
-    from .config import AuditConfig
-    from .result import AuditResult, ShiftTest
+    from auditkit.app.config import AuditConfig
+    from auditkit.core.result import AuditResult, ShiftTest
 
 __all__ = ["assert_invariant", "assert_no_shift", "SUITE_SUFFIX", "AuditSuiteFile", "AuditItem"]
 
@@ -118,7 +118,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(_STATE, None)
     if state is None or not (state.runs or state.inconclusive):
         return
-    from .report import render_text
+    from auditkit.core.report import render_text
 
     tr = terminalreporter
     tr.write_sep("=", "auditkit")
@@ -222,7 +222,7 @@ def assert_no_shift(result: Any, perturbation: str | Iterable[str] | None = None
 
 def _as_result(result: Any) -> "AuditResult":
     __tracebackhide__ = True
-    from .result import AuditResult
+    from auditkit.core.result import AuditResult
 
     if isinstance(result, AuditResult):
         return result
@@ -286,7 +286,7 @@ def _tost_p(t: "ShiftTest", margin: float) -> float:
     """TOST p-value against ±margin from a test's summary, as ``stats.paired_shift_test`` does it."""
     from scipy import stats as st
 
-    from .stats import MIN_N
+    from auditkit.core.stats import MIN_N
 
     if t.n < MIN_N or t.mean_shift is None or t.sd is None:
         return 1.0
@@ -298,7 +298,7 @@ def _tost_p(t: "ShiftTest", margin: float) -> float:
 
 
 def _rejudge(result: "AuditResult", tests: list["ShiftTest"], margin: Any) -> list["ShiftTest"]:
-    from . import stats
+    from auditkit.core import stats
 
     margins = _margins(margin, sorted({t.trait or "" for t in tests}))
     keys = {(t.perturbation, t.trait) for t in tests}
@@ -398,8 +398,8 @@ class _State:
     def project_config(self) -> "AuditConfig":
         __tracebackhide__ = True
         if self._project is None:
-            from .config import AuditConfig
-            from .errors import AuditkitError
+            from auditkit.app.config import AuditConfig
+            from auditkit.contract.errors import AuditkitError
 
             path = self.config.getoption("auditkit_config", None)
             try:
@@ -420,9 +420,9 @@ class _State:
                                     "or pass --auditkit-config FILE")
         key = (cfg.rater, cfg.device)
         if key not in self._raters:
-            from .engine import pick_device
-            from .errors import AuditkitError
-            from .raters import load_rater
+            from auditkit.contract.device import pick_device
+            from auditkit.contract.errors import AuditkitError
+            from auditkit.raters import load_rater
 
             try:
                 self._raters[key] = load_rater(cfg.rater, device=pick_device(cfg.device))
@@ -433,8 +433,8 @@ class _State:
     def audit(self, cfg: "AuditConfig", *, rater: Any, clips: Any, label: str) -> "AuditResult":
         """The audit of ``cfg`` (with this rater and clips), run at most once per session."""
         __tracebackhide__ = True
-        from .errors import AuditkitError
-        from .raters import rater_identity
+        from auditkit.contract.errors import AuditkitError
+        from auditkit.contract.rater import rater_identity
 
         identity = rater_identity(rater)
         cache = getattr(self.config, "cache", None)
@@ -473,8 +473,8 @@ class _State:
 
     def _run(self, cfg: "AuditConfig", rater: Any, clips: Any, identity: Mapping[str, Any],
              clips_key: Any) -> "AuditResult":
-        from . import __version__
-        from .engine import run_audit
+        from auditkit import __version__
+        from auditkit.core.engine import run_audit
 
         store = None
         cache = getattr(self.config, "cache", None)
@@ -500,7 +500,7 @@ class _State:
         option = self.config.getoption("auditkit_report", None)
         if not option or run.result is None:
             return None
-        from .report import render_html, render_text
+        from auditkit.core.report import render_html, render_text
 
         out = Path(self.config.invocation_params.dir) / option
         if run.label:
@@ -528,7 +528,7 @@ def _clips_dir(cfg: "AuditConfig") -> Path:
         if not path.is_dir():
             raise pytest.UsageError(f"auditkit: clips {path}: not a folder ({cfg.source or 'settings'})")
         return path
-    from .samples import sample_clips
+    from auditkit.media.samples import sample_clips
 
     return sample_clips()
 
@@ -542,7 +542,7 @@ def _clips_key(clips: Any, memo: dict[str, Any]) -> Any:
     hashes only files that changed."""
     if not isinstance(clips, (str, os.PathLike)):
         return None
-    from .clips import file_hash
+    from auditkit.contract.paths import file_digest
 
     root = Path(clips).resolve()
     entries = []
@@ -556,7 +556,7 @@ def _clips_key(clips: Any, memo: dict[str, Any]) -> Any:
                 if known and known[:2] == [st.st_size, st.st_mtime_ns]:
                     digest = known[2]
                 else:
-                    digest = file_hash(path)
+                    digest = file_digest(path)
                     memo[str(path)] = [st.st_size, st.st_mtime_ns, digest]
             except OSError:
                 continue
@@ -589,7 +589,7 @@ class AuditSuiteFile(pytest.File):
         else:  # pragma: no cover - Python 3.10
             import tomli as tomllib
 
-        from .errors import AuditkitError
+        from auditkit.contract.errors import AuditkitError
 
         try:
             data = tomllib.loads(self.path.read_text(encoding="utf-8"))
@@ -640,7 +640,7 @@ class AuditSuiteFile(pytest.File):
                     yield item
 
     def _settings(self, project: "AuditConfig", overrides: Any) -> "AuditConfig":
-        from .config import AuditConfig
+        from auditkit.app.config import AuditConfig
 
         if not isinstance(overrides, dict):
             raise self._bad("[audit] must be a table of settings")
@@ -705,8 +705,8 @@ class AuditSuiteFile(pytest.File):
 
     def _audited(self, cfg: "AuditConfig") -> list[str]:
         """Names of every test the audit will have: edits (families resolved) and contrasts."""
-        from .engine import _resolve_perturbations, contrast_name
-        from .errors import AuditkitError
+        from auditkit.core.engine import _resolve_perturbations, contrast_name
+        from auditkit.contract.errors import AuditkitError
 
         try:
             edits = _resolve_perturbations(list(cfg.perturbations), scenes_dir=cfg.scenes_dir)

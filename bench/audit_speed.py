@@ -54,7 +54,7 @@ class TimedRater:
 
 def reference_rater(device: torch.device):
     from auditkit.raters import InputSpec, TorchRater
-    from models.ocean import OceanRegressor
+    from auditkit.models.ocean import OceanRegressor
 
     torch.manual_seed(0)
     return TorchRater(OceanRegressor("resnet18"), input=InputSpec(size=(224, 224), frames=16),
@@ -77,8 +77,8 @@ def forward_only(rater, shapes: list[tuple[int, ...]], device: torch.device) -> 
 
 def overhead(device: torch.device, workers: int, ray_actors: int = 0) -> None:
     from auditkit import run_audit
-    from auditkit.samples import sample_clips
-    from perturbations.annotate import Annotator
+    from auditkit.media.samples import sample_clips
+    from auditkit.perturbations.annotate import Annotator
 
     clips = sample_clips()
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,8 +145,8 @@ def _memory_child(folder: str, n: int, workers: int) -> None:
 
 
 def memory(counts: list[int], workers: int) -> None:
-    from auditkit.clips import discover
-    from auditkit.samples import sample_clips
+    from auditkit.media.clips import discover
+    from auditkit.media.samples import sample_clips
 
     sources = [s.path for s in discover(sample_clips())]
     print(f"peak memory, builtin:appearance with {', '.join(MEMORY_EDITS)} (warm cache), fresh process each:")

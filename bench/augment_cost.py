@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torchvision import tv_tensors
 
-from auditkit.clips import discover
-from auditkit.samples import sample_clips
-from models.ocean import OceanRegressor
-from perturbations.annotate import Annotator
-from perturbations.augment import BackgroundBank, RandomBackgroundSwap
-from perturbations.background import EDGE_HIGH, EDGE_LOW, FEATHER, INSIDE
+from auditkit.media.clips import discover
+from auditkit.media.samples import sample_clips
+from auditkit.models.ocean import OceanRegressor
+from auditkit.perturbations.annotate import Annotator
+from auditkit.perturbations.augment import BackgroundBank, RandomBackgroundSwap
+from auditkit.perturbations.background import EDGE_HIGH, EDGE_LOW, FEATHER, INSIDE
 
 B, T, S = 16, 8, 112
 

@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from auditkit import stats  # noqa: E402
 from auditkit.raters import OCEAN  # noqa: E402
-from auditkit.report import render_html  # noqa: E402
-from auditkit.result import AuditResult, Skipped  # noqa: E402
-from auditkit.store import ORIGINAL, Store  # noqa: E402
+from auditkit.core.report import render_html  # noqa: E402
+from auditkit.core.result import AuditResult, Skipped  # noqa: E402
+from auditkit.core.store import ORIGINAL, Store  # noqa: E402
 
 CONDITIONS = ("glasses:thick", "glasses:round", "background:bookshelf", "background:plain",
               "background:office", "lighting:dim", "lighting:bright", "headwear:scarf",
@@ -113,7 +113,7 @@ def _ms(seconds: float) -> str:
 def bench_data(runs: Path, name: str) -> None:
     import streamlit as st
 
-    from dashboard import data
+    from auditkit.dashboard import data
 
     st.cache_data.clear()
     t0 = time.perf_counter()

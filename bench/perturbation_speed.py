@@ -22,11 +22,11 @@ import cv2
 import numpy as np
 import torch
 
-import perturbations
+from auditkit import perturbations
 from auditkit import run_audit
-from auditkit.clips import Clip, discover
-from auditkit.samples import sample_clips
-from perturbations.annotate import Annotator
+from auditkit.media.clips import Clip, discover
+from auditkit.media.samples import sample_clips
+from auditkit.perturbations.annotate import Annotator
 
 
 def scaled(clip: Clip, lines: int) -> Clip:

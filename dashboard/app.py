@@ -1,6 +1,6 @@
 """The reviewer dashboard, a Streamlit script. It renders saved runs and computes nothing new.
 
-Start it with ``auditkit dashboard [RUNS_DIR]``, or ``streamlit run dashboard/app.py -- RUNS_DIR``.
+Start it with ``auditkit dashboard [RUNS_DIR]`` (or ``streamlit run`` on this file, ``-- RUNS_DIR``).
 RUNS_DIR is the script's first argument, else the environment variable ``AUDITKIT_RUNS_DIR``,
 else ``auditkit-runs``; it is never read from the page's URL. The URL carries only the view
 (``?page=Clips&run=demo-x/after&condition=lighting:dim&sort_trait=openness&clip=...``), and a run
@@ -12,16 +12,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):
-    # `streamlit run` executes this file by path; make the package importable from a checkout.
-    _root = str(Path(__file__).resolve().parents[1])
-    if _root not in sys.path:
-        sys.path.insert(0, _root)
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from auditkit.errors import AuditkitError  # noqa: E402
-from dashboard import data, views  # noqa: E402
+from auditkit.contract.errors import AuditkitError
+from auditkit.dashboard import data, views
 
 URL_KEYS = ("page", "run", "condition", "sort_trait", "sort", "clip", "compare_run")
 # Widgets of one page only: Streamlit forgets a widget's state on a run that does not draw it.

@@ -27,9 +27,9 @@ import streamlit as st
 if TYPE_CHECKING:  # imported where used: the Overview opens without paying for pandas
     import pandas as pd
 
-from auditkit.errors import AuditkitError
-from auditkit.result import SCHEMA_VERSION, AuditResult, ShiftTest
-from auditkit.store import ORIGINAL, Store
+from auditkit.contract.errors import AuditkitError
+from auditkit.core.result import SCHEMA_VERSION, AuditResult, ShiftTest
+from auditkit.core.store import ORIGINAL, Store
 
 RUN_FILES = ("audit.json", "results.sqlite", "report.html")
 MAX_DEPTH = 3  # auditkit-runs/demo-<time>/before is two levels down; deeper is not a layout we write
@@ -40,7 +40,7 @@ CONTRASTS = "contrasts"  # the family of every "A vs B" test
 
 # --------------------------------------------------------------------------- where runs live
 def runs_dir(argv: Iterable[str] = (), env: os._Environ | dict | None = None) -> Path:
-    """RUNS_DIR: the first script argument (``streamlit run dashboard/app.py -- DIR``), else
+    """RUNS_DIR: the first script argument (``streamlit run app.py -- DIR``), else
     ``$AUDITKIT_RUNS_DIR``, else ``auditkit-runs``. Never taken from the page's URL."""
     env = os.environ if env is None else env
     args = [a for a in argv if a]
@@ -131,7 +131,7 @@ def _store_stamp(path: Path) -> tuple:
 @st.cache_data(show_spinner=False, max_entries=256)
 def _load_audit(path: str, stamp: tuple[int, int] | None) -> tuple[AuditResult | None, str | None]:
     # Errors are cached too (as text), so a broken run costs one read, not one per rerun.
-    from auditkit.cli import load_audit
+    from auditkit.app.run import load_audit
 
     try:
         return load_audit(path), None

@@ -21,8 +21,8 @@ import streamlit as st
 if TYPE_CHECKING:  # imported where used: the Overview opens without paying for pandas
     import pandas as pd
 
-from auditkit.errors import AuditkitError
-from auditkit.result import VERDICTS, AuditResult
+from auditkit.contract.errors import AuditkitError
+from auditkit.core.result import VERDICTS, AuditResult
 
 from . import data
 
@@ -235,7 +235,7 @@ def page_overview(ctx: Ctx) -> None:
     else:
         st.html(grid_html(result, ctx.name or ".", edits=edits, traits=traits))
         st.html(legend_html(reach_of(result)))
-    from auditkit.report import impact_lines
+    from auditkit.core.report import impact_lines
 
     lines = impact_lines(result)
     if lines:

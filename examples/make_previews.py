@@ -14,11 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-import perturbations
-from auditkit.clips import discover
-from auditkit.engine import preview
-from auditkit.samples import sample_clips
-from perturbations.annotate import Annotator
+from auditkit import perturbations
+from auditkit.media.clips import discover
+from auditkit.core.engine import preview
+from auditkit.media.samples import sample_clips
+from auditkit.perturbations.annotate import Annotator
 
 CLIPS = ("collins_07_medium", "hopper_04_wide")
 HEIGHT = 180

@@ -8,17 +8,17 @@ custom classes) is refused, never executed.
 
 from __future__ import annotations
 
-import pickle
-import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from auditkit.errors import RaterError
+from auditkit.contract.errors import RaterError
+from auditkit.contract.rater import file_hash
+from auditkit.raters import RaterKind, TorchRater
 
 from .ocean import OceanRegressor
+from .weights import safe_load
 
 FORMAT = "auditkit.ocean-checkpoint"
 VERSION = 1
@@ -32,34 +32,6 @@ def save_checkpoint(model: OceanRegressor, path: str | Path, *,
     torch.save({"format": FORMAT, "version": VERSION, "config": dict(model.config),
                 "state_dict": state, "metadata": dict(metadata or {})}, path)
     return path
-
-
-def is_torchscript(path: str | Path) -> bool:
-    """TorchScript archives carry compiled code; ``torch.save`` archives only data."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(n.endswith("constants.pkl") or "/code/" in n for n in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def safe_load(path: Path, *, map_location: str | torch.device = "cpu", what: str = "checkpoint") -> Any:
-    """``torch.load(weights_only=True)``, every failure one :class:`RaterError` line. Torch's own
-    message opens by suggesting ``weights_only=False``, which is exactly what must not be done
-    with a file that asks for code, so it is replaced by a plain refusal."""
-    try:
-        with warnings.catch_warnings():  # a pickle-protocol warning would be a second line on stderr
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        if "Unsupported global" in text or "GLOBAL" in text:
-            culprit = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln or "global" in ln), "")
-            raise RaterError(f"{path}: refused — loading it would import or run code, and a "
-                             f"{what} must be plain data ({culprit[:160]})") from None
-        raise RaterError(f"{path}: not a readable {what} (not a torch.save file)") from None
-    except Exception as exc:  # not a torch file at all
-        raise RaterError(f"{path}: not a readable {what} ({str(exc).splitlines()[0][:160]})") from None
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu"
@@ -81,3 +53,15 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     except RuntimeError as exc:
         raise RaterError(f"{path}: weights do not fit the recorded architecture ({str(exc)[:160]})") from None
     return model.eval(), dict(data.get("metadata", {}))
+
+
+def _load_rater(spec: str, device: torch.device) -> TorchRater:
+    model, _ = load_checkpoint(spec)
+    return TorchRater(model, model.trait_names, model.input, name=spec, identity=file_hash(spec))
+
+
+# Registered through the ``auditkit.raters`` entry point (pyproject.toml): the audit's core finds
+# this kind without importing the models package. TorchScript files with the same suffixes are
+# claimed first by the TorchScript kind.
+RATER_KIND = RaterKind("checkpoint", _load_rater, suffixes=(".pt", ".pth", ".ckpt"),
+                       example="a training checkpoint (.pt/.pth/.ckpt)")

@@ -20,9 +20,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from auditkit.clips import VIDEO_EXTENSIONS, Clip, read_video
-from auditkit.errors import ConfigError
-from auditkit.raters import OCEAN
+from auditkit.contract.errors import ConfigError
+from auditkit.contract.rater import OCEAN
+from auditkit.media.clips import VIDEO_EXTENSIONS, Clip, read_video
 
 SPLITS = {"training": "annotation_training.pkl", "validation": "annotation_validation.pkl",
           "test": "annotation_test.pkl"}

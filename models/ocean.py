@@ -14,8 +14,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from auditkit.errors import RaterError
-from auditkit.raters import OCEAN, InputSpec
+from auditkit.contract.errors import RaterError
+from auditkit.contract.rater import OCEAN, InputSpec
+
+from .weights import safe_load
 
 BACKBONES = ("resnet18", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0")
 POOLINGS = ("mean", "attention")
@@ -65,8 +67,6 @@ class OceanRegressor(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise RaterError(f"{path}: backbone weights file does not exist")
-        from .checkpoint import safe_load  # checkpoint imports this module
-
         state = safe_load(path, what="weights file")
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]

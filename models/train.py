@@ -1,6 +1,6 @@
 """Train an :class:`OceanRegressor`, optionally with the audit's edits as augmentation.
 
-    python -m models.train --data FIRST_IMPRESSIONS_ROOT --out rater.pt \\
+    python -m auditkit.models.train --data FIRST_IMPRESSIONS_ROOT --out rater.pt \\
         [--backbone resnet18] [--size 112] [--frames 8] [--epochs 10] \\
         [--augment background-swap] [--augment counterfactual:glasses] [--consistency 0.5]
 
@@ -10,9 +10,9 @@ evaluation with the challenge metric — mean accuracy, 1 − mean absolute erro
 Pearson r.
 
 Augmentations:
-- ``background-swap``: :class:`perturbations.augment.RandomBackgroundSwap` puts each clip in
+- ``background-swap``: :class:`auditkit.perturbations.augment.RandomBackgroundSwap` puts each clip in
   front of a random generated scene (or the user's images, ``--scenes DIR``).
-- ``counterfactual:<edit or family>``: :class:`perturbations.augment.CounterfactualAugment`
+- ``counterfactual:<edit or family>``: :class:`auditkit.perturbations.augment.CounterfactualAugment`
   applies that edit to half the clips.
 ``--consistency W`` adds W × the squared score difference between two independently augmented
 copies of each clip, which teaches the model to ignore what the augmentation changes.
@@ -33,8 +33,9 @@ import torch
 import torch.nn.functional as F
 from torchvision import tv_tensors
 
-from auditkit.errors import AuditkitError, ConfigError
-from auditkit.raters import OCEAN
+from auditkit.contract.device import pick_device
+from auditkit.contract.errors import AuditkitError, ConfigError
+from auditkit.contract.rater import OCEAN
 
 from .checkpoint import save_checkpoint
 from .ocean import BACKBONES, POOLINGS, OceanRegressor
@@ -90,12 +91,6 @@ class TrainConfig:
         self.traits = tuple(self.traits)
 
 
-def pick_device(device: str) -> torch.device:
-    from auditkit.engine import pick_device as pick
-
-    return pick(device)
-
-
 def cosine_schedule(optimizer: torch.optim.Optimizer, total: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
     def factor(step: int) -> float:
         if step < warmup:
@@ -111,7 +106,7 @@ class Augmenter:
     and per clip at source resolution (counterfactual edits)."""
 
     def __init__(self, recipe: Sequence[str], *, seed: int, scenes_dir: str | None = None) -> None:
-        from perturbations.augment import BackgroundBank, CounterfactualAugment, RandomBackgroundSwap
+        from auditkit.perturbations.augment import BackgroundBank, CounterfactualAugment, RandomBackgroundSwap
 
         self.swap = None
         self.edits = []
@@ -154,7 +149,7 @@ class Augmenter:
 
 def _resize(frames: torch.Tensor, size: int, count: int) -> torch.Tensor:
     """uint8 [T, H, W, 3] → uint8 [count, 3, size, size], frames sampled uniformly."""
-    from auditkit.clips import sample_indices
+    from auditkit.media.clips import sample_indices
 
     index = torch.as_tensor(sample_indices(frames.shape[0], count), device=frames.device)
     x = frames.index_select(0, index).permute(0, 3, 1, 2).float()
@@ -163,7 +158,7 @@ def _resize(frames: torch.Tensor, size: int, count: int) -> torch.Tensor:
 
 
 def _resize_mask(mask: torch.Tensor, size: int, count: int) -> torch.Tensor:
-    from auditkit.clips import sample_indices
+    from auditkit.media.clips import sample_indices
 
     index = torch.as_tensor(sample_indices(mask.shape[0], count), device=mask.device)
     m = mask.index_select(0, index).unsqueeze(1).float()
@@ -247,7 +242,7 @@ def train(samples: Sequence[Sample], config: TrainConfig, *, val: Sequence[Sampl
             if config.consistency > 0:
                 # A second, independently augmented copy must get the same scores.
                 x2, _ = make_batch(batch, config, augmenter, device)
-                from perturbations.augment import consistency_loss
+                from auditkit.perturbations.augment import consistency_loss
 
                 loss = loss + config.consistency * consistency_loss(pred, model(x2))
             optimizer.zero_grad(set_to_none=True)
@@ -270,7 +265,7 @@ def load_first_impressions(root: str | Path, split: str, config: TrainConfig, *,
                            max_clips: int | None = None, face_crop: bool = False) -> list[Sample]:
     """Decoded, labelled clips of one split. ``face_crop``: a square around the face (from the
     annotation cache), which drops the background — and with it any background shortcut."""
-    from perturbations.annotate import Annotator
+    from auditkit.perturbations.annotate import Annotator
 
     from .data import face_crop as crop, load_split, read_clip
 
@@ -288,7 +283,7 @@ def load_first_impressions(root: str | Path, split: str, config: TrainConfig, *,
     return samples
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "python -m models.train") -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m auditkit.models.train") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="First Impressions root (annotation_*.pkl + clips)")
     parser.add_argument("--out", required=True, help="checkpoint file to write (.pt)")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from auditkit.quiet import quiet_stderr
+from auditkit.contract.quiet import quiet_stderr
 
 ANNOTATOR_VERSION = 1
 NUM_LANDMARKS = 478
@@ -117,7 +117,7 @@ class Annotator:
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, *, use_cache: bool = True) -> None:
         if cache_dir is None:
-            from auditkit.samples import cache_root
+            from auditkit.contract.paths import cache_root
 
             cache_dir = cache_root() / "annotations"
         self.cache_dir = Path(cache_dir)
@@ -153,7 +153,7 @@ class Annotator:
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 
     def annotate_clip(self, clip: Any) -> Annotations:
-        """Annotations of a :class:`auditkit.clips.Clip`, from the cache when possible."""
+        """Annotations of a :class:`auditkit.media.clips.Clip`, from the cache when possible."""
         return self.annotate(clip.frames, content_hash=clip.content_hash)
 
     def annotate(self, frames: np.ndarray, *, content_hash: str | None = None) -> Annotations:

@@ -99,7 +99,7 @@ class Perturbation(ABC):
         if self.requires:
             if annotations is None:
                 raise ValueError(f"{self.name} needs annotations ({', '.join(sorted(self.requires))}); "
-                                 "get them from perturbations.annotate.Annotator")
+                                 "get them from auditkit.perturbations.annotate.Annotator")
             if tuple(annotations.mask.shape) != tuple(frames.shape[:3]):
                 raise ValueError(f"{self.name}: annotations are for frames of shape "
                                  f"{tuple(annotations.mask.shape)}, not {tuple(frames.shape[:3])}")

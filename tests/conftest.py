@@ -49,7 +49,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @pytest.fixture(scope="session")
 def sample_dir(_private_cache) -> Path:
-    from auditkit.samples import sample_clips
+    from auditkit.media.samples import sample_clips
 
     return sample_clips()
 
@@ -80,7 +80,7 @@ def frames() -> torch.Tensor:
 
 @pytest.fixture(scope="session")
 def annotator(tmp_path_factory: pytest.TempPathFactory):
-    from perturbations.annotate import Annotator
+    from auditkit.perturbations.annotate import Annotator
 
     return Annotator(tmp_path_factory.mktemp("annotations"))
 
@@ -88,7 +88,7 @@ def annotator(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def annotated_samples(sample_dir, annotator):
     """(clip, annotations) for every sample clip at 6 frames: real faces, real MediaPipe."""
-    from auditkit.clips import discover
+    from auditkit.media.clips import discover
 
     clips = [s.read(num_frames=6) for s in discover(sample_dir)]
     return [(c, annotator.annotate_clip(c)) for c in clips]

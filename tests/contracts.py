@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from perturbations import Perturbation
+from auditkit.perturbations import Perturbation
 
 
 def check_edit_contract(edit: Perturbation, frames: torch.Tensor, annotations=None) -> None:

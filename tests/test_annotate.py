@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from auditkit.clips import Clip
-from perturbations.annotate import (Annotator, LEFT_IRIS, NUM_LANDMARKS, RIGHT_IRIS, bridge_gaps,
+from auditkit.media.clips import Clip
+from auditkit.perturbations.annotate import (Annotator, LEFT_IRIS, NUM_LANDMARKS, RIGHT_IRIS, bridge_gaps,
                                     smooth_time)
 
 

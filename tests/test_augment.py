@@ -8,7 +8,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from perturbations.augment import (BackgroundBank, CounterfactualAugment, RandomBackgroundSwap,
+from auditkit.perturbations.augment import (BackgroundBank, CounterfactualAugment, RandomBackgroundSwap,
                                    consistency_loss)
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-import perturbations
+from auditkit import perturbations
 from contracts import check_edit_contract
-from perturbations.background import INSIDE, person_alpha
+from auditkit.perturbations.background import INSIDE, person_alpha
 
 BACKGROUND = perturbations.available("background") + perturbations.available("bookshelf")
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from auditkit.clips import Clip, discover, load_clips, read_video, sample_indices
-from auditkit.errors import ClipError, ConfigError
-from auditkit.samples import write_video
+from auditkit.media.clips import Clip, discover, load_clips, read_video, sample_indices
+from auditkit.contract.errors import ClipError, ConfigError
+from auditkit.media.video import write_video
 
 
 def _ramp_video(path: Path, n: int = 20, size=(96, 64)) -> Path:

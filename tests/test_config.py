@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from auditkit.config import AuditConfig
-from auditkit.errors import ConfigError
+from auditkit.app.config import AuditConfig
+from auditkit.contract.errors import ConfigError
 
 
 def test_auditkit_toml_and_relative_paths(tmp_path):

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import dashboard
-from auditkit.cli import dashboard_command, load_audit, main
+from auditkit import dashboard
+from auditkit.app.run import load_audit
+from auditkit.cli import dashboard_command, main
 from auditkit.stats import paired_shift_test
-from auditkit.store import Store
-from auditkit.errors import AuditkitError
-from dashboard import data, views
+from auditkit.core.store import Store
+from auditkit.contract.errors import AuditkitError
+from auditkit.dashboard import data, views
 
 APP = str(Path(dashboard.__file__).parent / "app.py")
 EDITS = "lighting:dim,lighting:bright"

@@ -8,7 +8,7 @@ import pytest
 from auditkit import run_audit
 from auditkit.demo import PLANTED, planted_effect, planted_samples, render_table, summarise
 from auditkit.raters import OCEAN, TorchRater
-from models.train import TrainConfig, train
+from auditkit.models.train import TrainConfig, train
 
 
 def test_planted_labels_follow_the_edits(annotated_samples):

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from auditkit import run_audit
-from auditkit.clips import Clip, discover
-from auditkit.errors import ConfigError, RaterError
+from auditkit.media.clips import Clip, discover
+from auditkit.contract.errors import ConfigError, RaterError
 from auditkit.raters import TorchRater
-from auditkit.result import AuditResult
-from auditkit.store import Store
+from auditkit.core.result import AuditResult
+from auditkit.core.store import Store
 from conftest import SMALL, BrightnessRater
 
 LIGHT = ["lighting:dim", "lighting:bright"]
@@ -173,7 +173,7 @@ def _clips_with_a_faceless_one(sample_dir):
 
 def test_faceless_clip_skips_face_edits_but_not_background_or_lighting(sample_dir, brightness_rater_path,
                                                                         tmp_path):
-    from perturbations.annotate import Annotator
+    from auditkit.perturbations.annotate import Annotator
 
     clips = _clips_with_a_faceless_one(sample_dir)
     result = run_audit(str(brightness_rater_path), clips,
@@ -191,7 +191,7 @@ def test_faceless_clip_skips_face_edits_but_not_background_or_lighting(sample_di
 
 
 def test_second_run_does_no_annotation_work(sample_dir, constant_rater_path, tmp_path):
-    from perturbations.annotate import Annotator
+    from auditkit.perturbations.annotate import Annotator
 
     edits = ["glasses:thin", "background:office"]
     cold = Annotator(tmp_path / "cache")
@@ -224,7 +224,7 @@ def test_two_arms_are_contrasted_directly(sample_dir, brightness_rater_path):
 
 
 def test_skipped_pairs_are_tried_again_on_a_resumed_run(sample_dir, brightness_rater_path, tmp_path):
-    from perturbations.annotate import Annotator
+    from auditkit.perturbations.annotate import Annotator
 
     clips = _clips_with_a_faceless_one(sample_dir)
     db = tmp_path / "results.sqlite"

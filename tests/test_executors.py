@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from auditkit import run_audit
-from auditkit.errors import ConfigError, PartialScores
+from auditkit.contract.errors import ConfigError, PartialScores
 from auditkit.raters import TorchRater
-from auditkit.store import Store
+from auditkit.core.store import Store
 from conftest import SMALL, BrightnessRater
 
 FACE_AND_LIGHT = ["lighting:dim", "glasses:thick", "background:plain"]
@@ -52,7 +52,7 @@ def test_calls_are_split_by_the_memory_cap_and_the_scores_do_not_change(sample_d
 
 
 def test_annotation_on_a_worker_process_gives_the_same_audit(sample_dir, tmp_path):
-    from perturbations.annotate import Annotator
+    from auditkit.perturbations.annotate import Annotator
 
     here = Annotator(tmp_path / "here")
     a = run_audit("builtin:appearance", sample_dir, FACE_AND_LIGHT, annotator=here, workers=0)
@@ -80,7 +80,7 @@ def local_ray():
 
 
 def test_ray_executor_gives_the_identical_audit(sample_dir, tmp_path, local_ray):
-    from perturbations.annotate import Annotator
+    from auditkit.perturbations.annotate import Annotator
 
     # The headscarf's shading runs exp/sin/atan2 kernels whose last bit depends on the thread
     # count: the actors must run with the thread count of this process for the scores to agree.
@@ -96,7 +96,7 @@ def test_ray_executor_gives_the_identical_audit(sample_dir, tmp_path, local_ray)
 
 
 def test_ray_actor_errors_come_back_as_one_line(sample_dir, local_ray, tmp_path):
-    from auditkit.errors import RaterError
+    from auditkit.contract.errors import RaterError
 
     with pytest.raises(RaterError, match=r"rater .*nan\.py:make returned NaN or inf for clip\(s\)"):
         factory = tmp_path / "nan.py"
@@ -158,7 +158,7 @@ def test_each_scored_input_keeps_its_middle_frame_for_the_dashboard(sample_dir, 
 def test_an_annotator_that_has_run_still_travels_to_other_processes(sample_dir, tmp_path):
     import pickle
 
-    from perturbations.annotate import Annotator
+    from auditkit.perturbations.annotate import Annotator
 
     used = Annotator(tmp_path / "a")
     run_audit("builtin:appearance", sample_dir, ["glasses:thick"], annotator=used)  # MediaPipe loaded

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import perturbations
+from auditkit import perturbations
 from contracts import check_edit_contract
-from perturbations.annotate import LEFT_IRIS, RIGHT_IRIS
-from perturbations.glasses import STYLES, eye_box, eye_geometry
+from auditkit.perturbations.annotate import LEFT_IRIS, RIGHT_IRIS
+from auditkit.perturbations.glasses import STYLES, eye_box, eye_geometry
 
 GLASSES = [f"glasses:{s}" for s in STYLES]
 

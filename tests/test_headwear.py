@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import perturbations
-import perturbations.headwear  # noqa: F401  (registers headwear:headscarf)
+from auditkit import perturbations
+import auditkit.perturbations.headwear  # noqa: F401  (registers headwear:headscarf)
 from contracts import check_edit_contract
-from perturbations.annotate import CHIN, FOREHEAD
+from auditkit.perturbations.annotate import CHIN, FOREHEAD
 
 NAME = "headwear:headscarf"
 # Eye corners and lids, cheeks, nose tip, mouth corners, chin centre: their hull is the face

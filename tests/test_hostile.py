@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 import torch
 
-from auditkit.clips import discover, read_video
-from auditkit.errors import ClipError, ConfigError, RaterError
+from auditkit.media.clips import discover, read_video
+from auditkit.contract.errors import ClipError, ConfigError, RaterError
 from auditkit.raters import load_rater
-from auditkit.samples import write_video
+from auditkit.media.video import write_video
 
 RATER = "builtin:constant"  # scores ignore the picture: every verdict is invariant, exit 0
 FULL_8K = 4320 * 7680 * 3  # bytes of one decoded 8K frame
@@ -130,7 +130,7 @@ def test_cli_refuses_a_checkpoint_that_would_run_code_in_one_line(tmp_path, samp
 
 
 def test_backbone_weights_that_would_run_code_are_refused(tmp_path):
-    from models.ocean import OceanRegressor
+    from auditkit.models.ocean import OceanRegressor
 
     marker = tmp_path / "pwned"
     torch.save({"conv1.weight": torch.zeros(1), "x": RunsShell(marker)}, tmp_path / "imagenet.pth")
@@ -145,7 +145,7 @@ def test_backbone_weights_that_would_run_code_are_refused(tmp_path):
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
 @pytest.mark.parametrize("payload,asks", [(RunsShell, "posix.system"), (OpensFile, "open")])
 def test_label_pickles_that_would_run_code_are_refused_at_every_protocol(tmp_path, protocol, payload, asks):
-    from models.data import UnsafePickleError, load_plain_pickle
+    from auditkit.models.data import UnsafePickleError, load_plain_pickle
 
     marker = tmp_path / "pwned"
     path = tmp_path / "annotation_training.pkl"
@@ -156,7 +156,7 @@ def test_label_pickles_that_would_run_code_are_refused_at_every_protocol(tmp_pat
 
 
 def test_first_impressions_split_with_a_code_pickle_is_a_config_error(tmp_path):
-    from models.data import load_split
+    from auditkit.models.data import load_split
 
     marker = tmp_path / "pwned"
     table = {t: {"a.mp4": RunsShell(marker)} for t in ("openness", "conscientiousness", "extraversion",
@@ -168,7 +168,7 @@ def test_first_impressions_split_with_a_code_pickle_is_a_config_error(tmp_path):
 
 
 def test_annotation_cache_entry_holding_a_pickle_is_recomputed_not_loaded(tmp_path, frames):
-    from perturbations.annotate import Annotator
+    from auditkit.perturbations.annotate import Annotator
 
     marker = tmp_path / "pwned"
     annotator = Annotator(tmp_path / "cache")
@@ -423,7 +423,7 @@ def test_read_only_output_folder_is_one_line_before_any_work(shared_tmp, sample_
 
 
 def _scores(store: Path) -> dict[tuple[str, str, str], float]:
-    from auditkit.store import Store
+    from auditkit.core.store import Store
 
     with contextlib.closing(Store.open_readonly(store)) as db:  # reads the log of a cut-off run too
         return {(c, k, t): v for c, k, t, v in db.export_rows()}

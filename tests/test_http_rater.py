@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 import torch
 
-from auditkit.errors import PartialScores, RaterError
-from auditkit.http_rater import InsecureEndpointWarning, load_description, parse_retry_after
+from auditkit.contract.errors import PartialScores, RaterError
+from auditkit.raters.http_rater import InsecureEndpointWarning, load_description, parse_retry_after
 from auditkit.raters import OCEAN, load_rater, rater_identity
 
 TOKEN = "s3cret-Token-7f1c"
@@ -563,7 +563,7 @@ def test_unreadable_description_files(tmp_path):
 
 def test_audit_through_http_lists_failed_pairs_as_skipped(tmp_path, vendor):
     from auditkit import run_audit
-    from auditkit.clips import Clip
+    from auditkit.media.clips import Clip
 
     # Originals are 200..250 grey; their dimmed copies land near 120..160, so levels never collide.
     levels = [200, 210, 220, 230, 240, 250]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from auditkit import run_audit
-from auditkit.errors import ConfigError
-from auditkit.impact import ShortlistRule, decision_impact, group_shifts, impact_ratios
-from auditkit.report import render_text
+from auditkit.contract.errors import ConfigError
+from auditkit.core.impact import ShortlistRule, decision_impact, group_shifts, impact_ratios
+from auditkit.core.report import render_text
 
 
 def test_counterfactual_shortlist_counts_entries_and_exits():

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from auditkit import run_audit
-from auditkit.errors import ConfigError, RaterError
+from auditkit.contract.errors import ConfigError, RaterError
 from auditkit.raters import OCEAN, load_rater
-from models.checkpoint import load_checkpoint, save_checkpoint
-from models.data import UnsafePickleError, data_hash, load_plain_pickle, load_split
-from models.ocean import BACKBONES, OceanRegressor
+from auditkit.models.checkpoint import load_checkpoint, save_checkpoint
+from auditkit.models.data import UnsafePickleError, data_hash, load_plain_pickle, load_split
+from auditkit.models.ocean import BACKBONES, OceanRegressor
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -125,7 +125,7 @@ def test_label_pickles_with_anything_but_plain_data_are_refused(tmp_path, payloa
 def test_train_end_to_end_on_a_first_impressions_fixture(tmp_path, sample_dir):
     root = make_first_impressions(tmp_path / "fi", sample_dir)
     out = tmp_path / "rater.pt"
-    cmd = [sys.executable, "-m", "models.train", "--data", str(root), "--out", str(out),
+    cmd = [sys.executable, "-m", "auditkit.models.train", "--data", str(root), "--out", str(out),
            "--size", "32", "--frames", "2", "--epochs", "2", "--batch-size", "4",
            "--augment", "background-swap", "--augment", "counterfactual:lighting", "--consistency", "0.5"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -137,13 +137,13 @@ def test_train_end_to_end_on_a_first_impressions_fixture(tmp_path, sample_dir):
     assert set(meta["metrics"]["pearson_r"]) == set(OCEAN) and 0 < meta["metrics"]["mean_accuracy"] <= 1
     assert meta["data_hash"].startswith("sha256:")
     json.dumps(meta)  # plain data only
-    bad = subprocess.run([sys.executable, "-m", "models.train", "--data", str(tmp_path / "none"),
+    bad = subprocess.run([sys.executable, "-m", "auditkit.models.train", "--data", str(tmp_path / "none"),
                           "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_face_crop_is_a_square_around_the_face_for_the_whole_clip(annotated_samples):
-    from models.data import face_crop
+    from auditkit.models.data import face_crop
 
     clip, ann = next((c, a) for c, a in annotated_samples if c.id == "collins_08_wide")
     # A wide framing: the crop around the face is much smaller than the frame.

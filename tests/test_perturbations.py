@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import perturbations
+from auditkit import perturbations
 from contracts import check_edit_contract
 
 

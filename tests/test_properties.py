@@ -13,9 +13,9 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from auditkit.config import AuditConfig
-from auditkit.errors import ConfigError
-from auditkit.result import ShiftTest
+from auditkit.app.config import AuditConfig
+from auditkit.contract.errors import ConfigError
+from auditkit.core.result import ShiftTest
 from auditkit.stats import ADJUST_METHODS, adjust_pvalues, clips_needed, correct, paired_shift_test, verdict
 
 VERDICTS = {"shift", "invariant", "inconclusive"}

@@ -18,14 +18,14 @@ import pytest
 
 # Imported here, before pytester snapshots sys.modules: inner sessions run in this process and
 # must find torch, OpenCV and the edits already loaded rather than import them a second time.
-import auditkit.builtin  # noqa: F401
-import auditkit.engine  # noqa: F401
-import auditkit.report  # noqa: F401
-import perturbations  # noqa: F401
+import auditkit.raters.builtin  # noqa: F401
+import auditkit.core.engine  # noqa: F401
+import auditkit.core.report  # noqa: F401
+import auditkit.perturbations  # noqa: F401
 from auditkit import stats
 from auditkit.pytest_plugin import _rejudge, assert_invariant, assert_no_shift
-from auditkit.result import AuditResult
-from auditkit.samples import write_video
+from auditkit.core.result import AuditResult
+from auditkit.media.video import write_video
 
 pytest_plugins = ["pytester"]
 
@@ -200,7 +200,7 @@ def test_assert_no_shift_passes_inconclusive_and_the_summary_lists_it(pytester):
     pytester.makepyfile(test_unsure="""
         import numpy as np
         from auditkit import stats
-        from auditkit.result import AuditResult
+        from auditkit.core.result import AuditResult
         from auditkit.pytest_plugin import assert_no_shift
 
         def test_unsure():

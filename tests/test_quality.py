@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-import perturbations
-import perturbations.quality  # noqa: F401  (registers the quality family)
+from auditkit import perturbations
+import auditkit.perturbations.quality  # noqa: F401  (registers the quality family)
 from contracts import check_edit_contract
-from perturbations.quality import JpegCompression, gaussian_blur
+from auditkit.perturbations.quality import JpegCompression, gaussian_blur
 
 QUALITY = ["quality:jpeg", "quality:blur", "quality:lowres", "quality:noise"]
 

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import torch
 
-from auditkit.errors import RaterError
+from auditkit.contract.errors import RaterError
 from auditkit.raters import (OCEAN, InputSpec, TorchRater, check_scores, load_rater, rater_identity,
                              save_torchscript)
 from conftest import SMALL, BrightnessRater

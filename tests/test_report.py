@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from auditkit import run_audit
-from auditkit.report import render_html, render_junit, render_markdown
+from auditkit.core.report import render_html, render_junit, render_markdown
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_html_has_the_verdict_grid_condition_plots_data_and_limitations(saved):
 
 
 def test_html_draws_each_clips_shift_from_the_store(sample_dir, brightness_rater_path, tmp_path):
-    from auditkit.store import Store
+    from auditkit.core.store import Store
 
     db = tmp_path / "results.sqlite"
     result = run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim", "lighting:bright"],

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from auditkit.result import AuditResult, SchemaError, ShiftTest, Skipped
+from auditkit.core.result import AuditResult, SchemaError, ShiftTest, Skipped
 from auditkit.stats import paired_shift_test
 
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from perturbations.scenes import (SCENES, WALL_PAINTS, bookshelf_unit, load_user_scenes,
+from auditkit.perturbations.scenes import (SCENES, WALL_PAINTS, bookshelf_unit, load_user_scenes,
                                   make_scene, user_scene)
 
 SIZES = [(224, 224), (480, 640), (216, 384)]

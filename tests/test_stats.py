@@ -11,7 +11,7 @@ from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
-from auditkit.result import ShiftTest
+from auditkit.core.result import ShiftTest
 from auditkit.stats import adjust_pvalues, clips_needed, correct, paired_shift_test, verdict
 
 TOL = 1e-9

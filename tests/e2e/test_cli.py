@@ -170,7 +170,7 @@ def test_perturb_writes_png_and_mp4_previews(tmp_path, sample_dir):
     proc = run("perturb", "--clip", str(clip), "--perturb", "lighting:dim", "--out", str(mp4),
                "--frames", "6")
     assert proc.returncode == 0, proc.stderr
-    from auditkit.clips import read_video
+    from auditkit.media.clips import read_video
 
     video = read_video(mp4, num_frames=6, max_side=2000)
     assert video.source_frames == 6 and video.size[1] == (2 * first.shape[1] + 4) // 2 * 2

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from auditkit.store import Store
+from auditkit.core.store import Store
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("AUDITKIT_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))

@@ -7,7 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .raters import OCEAN, InputSpec, TorchRater
+from auditkit.contract.rater import OCEAN, InputSpec
+
+from .torchscript import TorchRater
 
 
 class AppearanceScorer(nn.Module):

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from auditkit.contract.errors import ConfigError
 
 ID_COLUMNS = ("subject_id",)
 

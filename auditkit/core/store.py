@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .errors import AuditkitError
+from auditkit.contract.errors import AuditkitError
 
 ORIGINAL = "original"
 _SCHEMA = """

@@ -15,7 +15,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .errors import ClipError, ConfigError
+from auditkit.contract.errors import ClipError, ConfigError
+from auditkit.contract.paths import file_digest
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
 METADATA_FILE = "metadata.csv"
@@ -73,14 +74,6 @@ class ClipSource:
                           clip_id=self.id, metadata=self.metadata)
 
 
-def file_hash(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def sample_indices(total: int, num_frames: int) -> np.ndarray:
     """Uniform positions over the whole clip; short clips repeat frames rather than fail."""
     if total <= 0 or num_frames <= 0:
@@ -91,7 +84,7 @@ def sample_indices(total: int, num_frames: int) -> np.ndarray:
 def _open(path: Path):
     import cv2
 
-    from .quiet import quiet_stderr
+    from auditkit.contract.quiet import quiet_stderr
 
     with quiet_stderr():  # ffmpeg prints its own complaints about broken files; ours say it once
         cap = cv2.VideoCapture(str(path))
@@ -123,7 +116,7 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise ClipError(path, f"not a video file (extension {path.suffix or 'none'}; "
                               f"expected one of {', '.join(VIDEO_EXTENSIONS)})")
-    from .quiet import quiet_stderr
+    from auditkit.contract.quiet import quiet_stderr
 
     try:
         with quiet_stderr():  # FFmpeg's own complaints about a damaged stream; the ClipError says it once
@@ -190,7 +183,7 @@ def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
     return Clip(id=clip_id or path.stem, frames=frames,
                 fps=float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0,
                 metadata=dict(metadata or {}), path=path, source_frames=total,
-                content_hash=file_hash(path))
+                content_hash=file_digest(path))
 
 
 _SNIFF_BYTES = 512

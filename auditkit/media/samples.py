@@ -18,6 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from auditkit.contract.paths import cache_root
+
+from .video import write_video
+
 SAMPLES_VERSION = 1
 FPS = 15
 SECONDS = 2
@@ -53,14 +57,6 @@ _VARIANTS = [
 ]
 
 
-def cache_root() -> Path:
-    """``$AUDITKIT_CACHE``, else ``$XDG_CACHE_HOME/auditkit``, else ``~/.cache/auditkit``."""
-    env = os.environ.get("AUDITKIT_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "auditkit"
-
-
 def load_portraits() -> dict[str, np.ndarray]:
     """RGB uint8 portraits from installed packages."""
     import cv2
@@ -77,7 +73,7 @@ def _face_box(image: np.ndarray) -> tuple[float, float, float, float]:
     """(cx, cy, w, h) of the most confident face, in pixels."""
     import mediapipe as mp
 
-    from .quiet import quiet_stderr
+    from auditkit.contract.quiet import quiet_stderr
 
     with quiet_stderr(), mp.solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=0.5) as det:
@@ -142,23 +138,6 @@ def render_clip(image: np.ndarray, face: tuple[float, float, float, float], v: _
         frame = cv2.resize(moved[y0:y0 + ch, x0:x0 + cw], v.size, interpolation=cv2.INTER_AREA)
         out.append(frame[:, ::-1] if v.mirror else frame)
     return np.ascontiguousarray(np.stack(out))
-
-
-def write_video(path: Path, frames: np.ndarray, fps: float = FPS) -> None:
-    """RGB uint8 [T, H, W, 3] to a video file (mp4v in .mp4/.mov, MJPG in .avi, VP8 in .webm)."""
-    import cv2
-
-    fourcc = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG",
-              ".webm": "VP80", ".mkv": "MJPG"}[path.suffix.lower()]
-    h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f"{path}: OpenCV cannot write {fourcc} video here")
-    try:
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
 
 
 def build_samples(dest: Path) -> Path:

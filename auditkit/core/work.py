@@ -15,12 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from perturbations import NotApplicable, Perturbation, clip_seed
-from perturbations.annotate import Annotations, Annotator
+from auditkit.contract.errors import ClipError, PartialScores, RaterError
+from auditkit.contract.rater import check_scores
+from auditkit.media.clips import Clip, ClipSource, sample_indices
+from auditkit.perturbations import NotApplicable, Perturbation, clip_seed
+from auditkit.perturbations.annotate import Annotations, Annotator
 
-from .clips import Clip, ClipSource, sample_indices
-from .errors import ClipError, PartialScores, RaterError
-from .raters import check_scores
 from .store import ORIGINAL
 
 THUMB_SIDE = 256

@@ -48,8 +48,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import torch
 
-from .errors import PartialScores, RaterError
-from .raters import OCEAN, InputSpec
+from auditkit.contract.errors import PartialScores, RaterError
+from auditkit.contract.rater import OCEAN, InputSpec
 
 try:
     import tomllib
@@ -626,7 +626,7 @@ def _credential(endpoint: Endpoint, where: str) -> tuple[str, str, _Secret]:
 
 def _mp4(frames: np.ndarray, fps: float, name: str) -> bytes:
     """RGB ``[T, H, W, 3]`` as the bytes of an mp4v file (the sample clips' own writer)."""
-    from .samples import write_video
+    from auditkit.media.video import write_video
 
     fd, tmp = tempfile.mkstemp(suffix=".mp4", prefix="auditkit-http-")
     os.close(fd)

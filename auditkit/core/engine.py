@@ -16,17 +16,19 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-import perturbations as _perturbations
-from perturbations import DEFAULT_MAX_MISSING_FACE, Perturbation
-from perturbations.annotate import Annotator
+from auditkit import perturbations as _perturbations
+from auditkit.contract.device import pick_device
+from auditkit.contract.errors import ConfigError
+from auditkit.contract.rater import rater_identity
+from auditkit.media.clips import Clip, ClipSource, as_sources
+from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE, Perturbation
+from auditkit.perturbations.annotate import Annotator
+from auditkit.raters import load_rater
 
 from . import stats
-from .clips import Clip, ClipSource, as_sources
-from .errors import ConfigError
 from .executors import Job, make_executor
-from .raters import load_rater, rater_identity
-from .result import AuditResult, Skipped
 from .impact import ShortlistRule, decision_impact, group_columns, group_shifts, impact_ratios
+from .result import AuditResult, Skipped
 from .store import ORIGINAL, Store
 from .work import DEFAULT_CALL_BYTES, apply_edit, items_per_call
 
@@ -34,17 +36,6 @@ DEFAULT_MARGIN = 0.05
 DEFAULT_ALPHA = 0.05
 DEFAULT_BATCH = 4
 DEFAULT_MAX_SIDE = 640
-
-
-def pick_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available here (use auto or cpu)")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be auto, cpu or cuda, got {device!r}")
-    return dev
 
 
 def _margins(margin: float | Mapping[str, float], traits: Sequence[str]) -> dict[str, float]:

@@ -19,10 +19,10 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from perturbations import Perturbation
-from perturbations.annotate import Annotator
+from auditkit.contract.errors import AuditkitError, ConfigError
+from auditkit.perturbations import Perturbation
+from auditkit.perturbations.annotate import Annotator
 
-from .errors import AuditkitError, ConfigError
 from .work import Outcome, needs_annotation, prepare, score_batch
 
 EXECUTORS = ("local", "ray")
@@ -163,7 +163,8 @@ class _RayWorker:
     """A Ray actor: loads the rater once, then scores whole batches."""
 
     def __init__(self, job: Job, device: str) -> None:
-        from .raters import load_rater, rater_identity
+        from auditkit.contract.rater import rater_identity
+        from auditkit.raters import load_rater
 
         torch.set_num_threads(job.threads)
         self.device = torch.device(device)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from auditkit.contract.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,0 +1,117 @@
+"""The application layer: run an audit as configured and write its files, or load a saved one.
+
+The command line, the demo, the pytest plugin and the dashboard all come through here, so an
+audit is run, written and read back the same way whichever face started it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+from auditkit.contract.errors import AuditkitError
+
+from .outputs import cannot_write, write_previews, write_text
+
+EXIT_OK, EXIT_SHIFT, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
+    """Run one audit as configured and write its files; return the exit code."""
+    # Imported here: the dashboard reads saved runs through this module without loading torch.
+    from auditkit.contract.device import pick_device
+    from auditkit.core.engine import _resolve_perturbations, run_audit
+    from auditkit.core.impact import ShortlistRule
+    from auditkit.core.report import render_html, render_text
+    from auditkit.core.store import Store
+    from auditkit.media.clips import discover
+    from auditkit.media.samples import sample_clips
+    from auditkit.raters import load_rater
+
+    # Everything the user gave is checked before anything is written.
+    clips_dir = Path(config.clips) if config.clips else sample_clips()
+    sources = discover(clips_dir)
+    edits = _resolve_perturbations(list(config.perturbations), scenes_dir=config.scenes_dir)
+    device = pick_device(config.device)
+    rater = load_rater(config.rater, device=device)
+    out = Path(config.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".auditkit-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise AuditkitError(f"{out}: cannot write the output folder ({exc.strerror})") from None
+    store_path = out / "results.sqlite"
+    try:
+        result = run_audit(rater, sources, edits, margin=config.margin, alpha=config.alpha,
+                           correction=config.correction, batch_size=config.batch_size,
+                           device=str(device), seed=config.seed, max_side=config.max_side,
+                           store=store_path, progress=not quiet,
+                           contrasts=config.contrasts, scenes_dir=config.scenes_dir,
+                           max_missing_face=config.max_missing_face,
+                           shortlist=ShortlistRule(config.shortlist_top, config.shortlist_trait,
+                                                   dict(config.shortlist_weights)),
+                           config={"rater": config.rater, "clips": str(clips_dir)},
+                           executor=config.executor, ray_address=config.ray_address,
+                           workers=1 if config.workers is None and config.executor == "local" else config.workers)
+    except (OSError, sqlite3.Error) as exc:
+        raise cannot_write(exc, store_path, store_path) from None
+
+    if result.n_clips == 0:
+        raise AuditkitError(f"{clips_dir}: no clip could be scored (see the reasons in "
+                            f"{store_path}, table skipped)")
+    try:
+        previews = write_previews(result, sources, edits, out / "previews", config)
+        write_text(out / "audit.json", json.dumps(result.to_dict(), indent=2) + "\n")
+        with Store(store_path) as store:
+            shifts = store.shifts(result)
+        write_text(out / "report.html", render_html(result, previews, shifts=shifts))
+    except (OSError, sqlite3.Error) as exc:
+        raise cannot_write(exc, out, store_path) from None
+    if echo:
+        print(render_text(result))
+        print(f"\nwrote {out / 'audit.json'}, {out / 'report.html'}, {out / 'results.sqlite'}")
+    few = [t for t in result.tests if t.n < 3]
+    if few:
+        print(f"auditkit: warning: {len(few)} test(s) have fewer than 3 paired clips and decide "
+              "nothing (see skipped)", file=sys.stderr)
+    return EXIT_SHIFT if result.any_shift else EXIT_OK
+
+
+def load_audit(path: str | Path):
+    """An ``AuditResult`` from ``audit.json``; every problem is an :class:`AuditkitError`."""
+    from auditkit.core.result import AuditResult, SchemaError
+
+    path = Path(path)
+    if not path.is_file():
+        raise AuditkitError(f"{path}: no such audit file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AuditkitError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        return AuditResult.from_dict(data)
+    except (SchemaError, TypeError, ValueError) as exc:
+        message = str(exc).removeprefix("audit.json: ")
+        raise AuditkitError(f"{path}: {message}") from None
+
+
+def saved_shifts(folder: Path, result) -> dict:
+    """Per-clip shifts from the run's own store, when it sits beside audit.json (and only there)."""
+    from auditkit.core.store import Store
+
+    path = folder / "results.sqlite"
+    # SQLite also reads the -wal and -shm files beside the store: a link there reads elsewhere.
+    if not path.is_file() or any(Path(f"{path}{end}").is_symlink() for end in ("", "-wal", "-shm")):
+        return {}
+    try:
+        store = Store.open_readonly(path)  # rendering a saved run writes nothing into it
+        try:
+            return store.shifts(result)
+        finally:
+            store.close()
+    except (AuditkitError, sqlite3.Error):  # a damaged store costs the dots, not the report
+        return {}

@@ -1,0 +1,116 @@
+"""The rater contract every other part of auditkit relies on.
+
+A rater has ``trait_names`` and ``input`` (an :class:`InputSpec`) and is called with float32
+``[B, T, 3, H, W]`` RGB in [0, 1] (already sampled to ``input.frames`` frames and resized to
+``input.size``), returning ``[B, K]`` scores, K = ``len(trait_names)``. How a rater is loaded
+from a file or a URL is the adapters' business (:mod:`auditkit.raters`); this module knows only
+what a loaded rater must look like and how its output is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import RaterError
+from .paths import file_digest
+
+OCEAN = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
+CROPS = ("full",)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a rater wants to see: ``size`` (height, width), ``frames`` per clip and ``crop``
+    (``"full"`` frame)."""
+
+    size: tuple[int, int] = (224, 224)
+    frames: int = 8
+    crop: str = "full"
+
+    def __post_init__(self) -> None:
+        size = self.size
+        if isinstance(size, int):
+            size = (size, size)
+        size = tuple(int(s) for s in size)
+        if len(size) != 2 or min(size) < 8:
+            raise RaterError(f"rater input size must be (height, width) of at least 8, got {self.size!r}")
+        object.__setattr__(self, "size", size)
+        if int(self.frames) < 1:
+            raise RaterError(f"rater input frames must be >= 1, got {self.frames!r}")
+        object.__setattr__(self, "frames", int(self.frames))
+        if self.crop not in CROPS:
+            raise RaterError(f"rater input crop {self.crop!r} is not supported; use one of {', '.join(CROPS)}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, where: str) -> "InputSpec":
+        unknown = set(data) - {"size", "frames", "crop", "trait_names"}
+        if unknown:
+            raise RaterError(f"{where}: unknown input metadata {sorted(unknown)}; "
+                             "allowed: size, frames, crop, trait_names")
+        kwargs = {k: data[k] for k in ("size", "frames", "crop") if k in data}
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError, RaterError) as exc:
+            raise RaterError(f"{where}: bad input metadata ({exc})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "frames": self.frames, "crop": self.crop}
+
+
+@runtime_checkable
+class Rater(Protocol):
+    trait_names: tuple[str, ...]
+    input: InputSpec
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+def file_hash(path: str | Path) -> str:
+    """``sha256:<hex>`` of a file's bytes: the identity of a rater loaded from a file."""
+    return "sha256:" + file_digest(path)
+
+
+def module_hash(module: Any) -> str:
+    """``sha256:<hex>`` of a module's class name and every tensor of its state."""
+    h = hashlib.sha256(type(module).__qualname__.encode())
+    if isinstance(module, nn.Module):
+        for key, tensor in sorted(module.state_dict().items()):
+            h.update(key.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def rater_identity(rater: Any) -> dict[str, Any]:
+    """What the audit records about the rater: its spec/name, a hash, traits and input."""
+    ident = getattr(rater, "identity", "") or module_hash(getattr(rater, "module", rater))
+    return {"spec": getattr(rater, "name", type(rater).__name__), "hash": ident,
+            "traits": list(rater.trait_names), "input": rater.input.to_dict()}
+
+
+def check_scores(out: Any, rater: Any, clip_ids: Sequence[str]) -> torch.Tensor:
+    """Validate a rater's output for a batch; the error names the rater and the clips."""
+    name = getattr(rater, "name", type(rater).__name__)
+    if not isinstance(out, torch.Tensor):
+        try:
+            out = torch.as_tensor(np.asarray(out, dtype=np.float32))
+        except (TypeError, ValueError):
+            raise RaterError(f"rater {name} returned {type(out).__name__} for clip(s) "
+                             f"{', '.join(clip_ids)}; expected a [B, K] tensor") from None
+    expected = (len(clip_ids), len(rater.trait_names))
+    if tuple(out.shape) != expected:
+        raise RaterError(f"rater {name} returned shape {tuple(out.shape)} for clip(s) "
+                         f"{', '.join(clip_ids)}; expected {expected} (batch, traits)")
+    out = out.detach().float().cpu()
+    bad = ~torch.isfinite(out)
+    if bad.any():
+        rows = sorted({int(i) for i in bad.nonzero()[:, 0]})
+        raise RaterError(f"rater {name} returned NaN or inf for clip(s) "
+                         f"{', '.join(clip_ids[i] for i in rows)}")
+    return out

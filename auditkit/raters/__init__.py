@@ -1,0 +1,13 @@
+"""Rater adapters: load a rater of any kind from a spec, or wrap one built in Python.
+
+The contract a rater fulfils (:class:`InputSpec`, :class:`Rater`, ``OCEAN``) lives in
+:mod:`auditkit.contract` and is re-exported here, where users look for it.
+"""
+
+from auditkit.contract.rater import OCEAN, InputSpec, Rater, check_scores, rater_identity
+
+from .loader import RaterKind, as_rater, kinds, load_rater, register_kind, resolve_kind
+from .torchscript import TorchRater, save_torchscript
+
+__all__ = ["OCEAN", "InputSpec", "Rater", "RaterKind", "TorchRater", "as_rater", "check_scores",
+           "kinds", "load_rater", "rater_identity", "register_kind", "resolve_kind", "save_torchscript"]
