@@ -13,12 +13,12 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from auditkit.app.config import AuditConfig
+from auditkit.core.settings import AuditConfig
 from auditkit.contract.errors import ConfigError
 from auditkit.core.result import ShiftTest
-from auditkit.stats import ADJUST_METHODS, adjust_pvalues, clips_needed, correct, paired_shift_test, verdict
+from auditkit.stats import ADJUST_METHODS, adjust_pvalues, clips_needed, correct, paired_shift_test, verdict_of
 
-VERDICTS = {"shift", "invariant", "inconclusive"}
+VERDICTS = {"shift", "unstable", "invariant", "inconclusive"}
 
 # Every float a rater could hand back, and some it never should: NaN, infinities, the largest and
 # smallest finite and subnormal numbers, signed zeros.
@@ -55,12 +55,16 @@ def check_valid(r: ShiftTest, n: int, alpha: float) -> None:
     assert isinstance(r, ShiftTest)
     assert r.verdict in VERDICTS
     assert r.n == n  # every pair counts: non-finite pairs are refused, not dropped
-    for p in (r.p_value, r.wilcoxon_p, r.equivalence_p):
+    for p in (r.p_value, r.wilcoxon_p, r.equivalence_p, r.unstable_p, r.stable_p):
         assert isinstance(p, float) and 0.0 <= p <= 1.0, r  # defined, never NaN
-    # "Not significant" is never "invariant": only shown equivalence is.
-    assert r.verdict == verdict(r.p_value, r.equivalence_p, alpha)
+    for share in (r.share_moved, r.share_moved_low, r.share_moved_high):
+        assert share is None or 0.0 <= share <= 1.0, r
+    if r.share_moved is not None:
+        assert r.share_moved_low <= r.share_moved + 1e-12
+    # "Not significant" is never "invariant": only shown equivalence and shown stability are.
+    assert r.verdict == verdict_of(r, alpha)
     if r.verdict == "invariant":
-        assert r.equivalence_p < alpha
+        assert r.equivalence_p < alpha and r.stable_p < alpha and r.share_moved < r.tolerance
     if n < 3:
         assert r.verdict == "inconclusive" and "fewer than 3" in r.note
     if r.mean_shift is not None and r.ci_low is not None:
@@ -215,10 +219,18 @@ def test_correcting_a_family_keeps_every_verdict_valid(cells, method, alpha):
         assert 0 <= after.p_adjusted <= 1 and 0 <= after.equivalence_p_adjusted <= 1
         assert after.p_adjusted >= before.p_value - 1e-15
         assert after.equivalence_p_adjusted >= before.equivalence_p - 1e-15
-        assert after.verdict == verdict(after.p_adjusted, after.equivalence_p_adjusted, alpha)
-        # A correction only takes claims away: it never turns a verdict into a stronger one.
-        if before.verdict == "inconclusive":
-            assert after.verdict == "inconclusive"
+        assert after.verdict == verdict_of(after, alpha)
+        # A correction only takes claims away: every verdict after it rests on a claim the raw
+        # p-values already made (a shift proven inside the margin may lose that proof and become
+        # a shift, but nothing becomes invariant or unstable that was not shown so before).
+        assert after.unstable_p_adjusted >= before.unstable_p - 1e-15
+        assert after.stable_p_adjusted >= before.stable_p - 1e-15
+        if after.verdict == "shift":
+            assert before.p_value < alpha
+        if after.verdict == "unstable":
+            assert before.unstable_p < alpha
+        if after.verdict == "invariant":
+            assert before.verdict == "invariant"
         if after.verdict == "inconclusive":
             assert after.n_needed is None or after.n_needed >= 3
 
@@ -347,5 +359,7 @@ def test_command_line_overrides_name_the_flag(data):
     except ConfigError as exc:
         message = str(exc)
         assert message.startswith("--"), message
-        flag = message.split()[0][2:].split(".")[0]
-        assert flag.replace("-", "_") in known or flag in ("perturb", "scenes", "contrast"), message
+        from auditkit.core.settings import PARAMS
+
+        flag = message.split()[0].split(".")[0]
+        assert any(PARAMS[k].flag == flag or "--" + k.replace("_", "-") == flag for k in known), message

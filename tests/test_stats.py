@@ -12,7 +12,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
 from auditkit.core.result import ShiftTest
-from auditkit.stats import adjust_pvalues, clips_needed, correct, paired_shift_test, verdict
+from auditkit.stats import adjust_pvalues, clips_needed, correct, paired_shift_test, verdict_of
 
 TOL = 1e-9
 
@@ -62,7 +62,7 @@ def test_agrees_with_scipy_and_statsmodels(before, after, margin):
         ci = ref.confidence_interval(1 - alpha)
         assert (lo, hi) == pytest.approx((ci.low, ci.high), abs=TOL)
     assert r.p_adjusted == r.p_value and r.equivalence_p_adjusted == r.equivalence_p
-    assert r.verdict == verdict(r.p_value, r.equivalence_p, r.alpha)
+    assert r.verdict == verdict_of(r)
     assert (r.n_needed is None) == (r.verdict != "inconclusive")
 
 
@@ -148,15 +148,20 @@ def test_not_significant_is_never_invariant():
     r = paired_shift_test(b, a, margin=0.3)
     assert r.p_value > r.alpha
     assert r.ci_low < -0.3 and r.ci_high > 0.3  # the data allow a shift larger than the margin
-    assert r.verdict == "inconclusive"
-    assert r.n_needed is not None and r.n_needed > r.n
+    # Nothing shows a systematic shift, but nearly every clip moved by more than the margin.
+    assert r.verdict == "unstable" and r.share_moved >= 0.75
+    quiet = paired_shift_test(b, b + rng.normal(0.0, 0.12, 8), margin=0.3)
+    assert quiet.p_value > quiet.alpha and quiet.verdict == "inconclusive"
+    assert quiet.n_needed is not None and quiet.n_needed > quiet.n
 
 
 def test_clear_shift_and_clear_invariance():
     rng = np.random.default_rng(4)
     b = rng.normal(size=200)
     assert paired_shift_test(b, b + 1.0 + rng.normal(0, 0.5, 200), margin=0.2).verdict == "shift"
-    assert paired_shift_test(b, b + rng.normal(0, 0.1, 200), margin=0.2).verdict == "invariant"
+    assert paired_shift_test(b, b + rng.normal(0, 0.05, 200), margin=0.2).verdict == "invariant"
+    # Mean zero, but one candidate in five moved beyond the margin: not invariant, unstable.
+    assert paired_shift_test(b, b + rng.normal(0, 0.16, 200), margin=0.2).verdict == "unstable"
 
 
 # --------------------------------------------------------------------------- validation
@@ -216,9 +221,11 @@ def test_adjust_edge_cases():
 
 
 def _test_with_p(p: float, eq: float = 0.5) -> ShiftTest:
-    return paired_shift_test([0.0, 1.0, 2.0, 3.0], [0.1, 1.3, 2.0, 3.2], margin=0.5).with_(
-        p_value=p, p_adjusted=p, equivalence_p=eq, equivalence_p_adjusted=eq,
-        verdict=verdict(p, eq, 0.05))
+    # Candidates proven stable (and not shown unstable): the mean's claims alone decide.
+    t = paired_shift_test([0.0, 1.0, 2.0, 3.0], [0.1, 1.3, 2.0, 3.2], margin=0.5).with_(
+        p_value=p, p_adjusted=p, equivalence_p=eq, equivalence_p_adjusted=eq, stable_p=1e-12,
+        stable_p_adjusted=1e-12, unstable_p=1.0, unstable_p_adjusted=1.0, share_moved=0.0)
+    return t.with_(verdict=verdict_of(t))
 
 
 def test_correct_changes_verdicts():
@@ -296,15 +303,16 @@ def test_clips_needed_undefined_and_unreachable():
 
 
 def test_small_shift_note_follows_the_corrected_verdict():
-    z = np.random.default_rng(11).normal(size=12)
+    z = np.random.default_rng(11).normal(size=40)
     z = (z - z.mean()) / z.std(ddof=1)
-    before = np.linspace(0.2, 0.8, 12)
-    t = paired_shift_test(before, before + 0.035 + 0.02 * z, margin=0.05)
-    # Alone: significant (p ~ 1e-4) and inside the margin (equivalence p ~ 0.01) → invariant.
+    before = np.linspace(0.2, 0.8, 40)
+    t = paired_shift_test(before, before + 0.02 + 0.011 * z, margin=0.05)
+    # Alone: significant, inside the margin, and every candidate provably within it → invariant.
+    assert t.p_value < 1e-9 and t.equivalence_p < 1e-9 and 0.001 < t.stable_p < 0.05
     assert t.verdict == "invariant" and "proven smaller than the margin" in t.note
-    # Among 41 tests, Holm lifts the equivalence p above alpha but not the shift p: a shift,
-    # and the note saying "proven smaller than the margin" must go with the old verdict.
+    # Among 41 tests, Holm lifts the stability p above alpha: no longer invariant, and the note
+    # saying "proven smaller than the margin" must go with the old verdict.
     others = [paired_shift_test(before, before + 0.3 * np.roll(z, k), margin=0.05) for k in range(40)]
     corrected = correct([t] + others, method="holm")[0]
-    assert corrected.verdict == "shift"
+    assert corrected.verdict == "inconclusive"
     assert "proven smaller than the margin" not in corrected.note

@@ -11,8 +11,10 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, Iterable, Iterator, Mapping
 
-SCHEMA_VERSION = 1
-VERDICTS = ("shift", "invariant", "inconclusive")
+SCHEMA_VERSION = 2  # 2: per-candidate agreement, people as the unit, the unstable verdict
+READABLE_SCHEMAS = (1, 2)
+VERDICTS = ("shift", "unstable", "invariant", "inconclusive")
+DEFAULT_FAIL_ON = ("shift", "unstable")
 
 
 class SchemaError(ValueError):
@@ -29,13 +31,20 @@ def _clean(value: Any) -> Any:
 class ShiftTest:
     """The paired comparison of one trait's scores before and after one edit.
 
-    ``p_value`` is the two-sided paired t-test, ``wilcoxon_p`` the signed-rank test (a
-    robustness check reported beside it), ``equivalence_p`` the TOST p-value against
-    ``±margin``. ``p_adjusted`` and ``equivalence_p_adjusted`` are corrected across the audit's
-    family of tests; a standalone test carries its raw p-values there. ``verdict`` is decided on
-    the adjusted values: ``shift`` when the shift is significant, ``invariant`` when equivalence
-    within the margin is shown, ``inconclusive`` otherwise. ``n_needed`` says how many clips
-    would give 80% power to reach a decisive verdict when the result is inconclusive.
+    ``n`` counts the units of analysis (``unit``: ``person`` when clips carry a subject id, each
+    person's clips averaged into one difference; else ``clip``), ``n_clips`` the clips behind
+    them. ``p_value`` is the two-sided paired t-test, ``wilcoxon_p`` the signed-rank test (a
+    robustness check reported beside it), ``equivalence_p`` the TOST p-value against ``±margin``.
+    ``share_moved`` is the share of units whose shift exceeds the margin, with an exact lower
+    bound (``share_moved_low``) and a normal-theory upper bound (``share_moved_high``), both at
+    confidence 1 − alpha; ``unstable_p`` tests that more than ``tolerance`` move (exact binomial),
+    ``stable_p`` that fewer do (normal tolerance interval inside ±margin). ``loa_*`` are the
+    Bland–Altman 95% limits of agreement with their confidence intervals. ``*_adjusted`` p-values
+    are corrected across the audit's family of tests; a standalone test carries its raw values
+    there. ``verdict`` is decided on the adjusted values (see :mod:`auditkit.core.stats`).
+    ``n_needed`` says how many units would give 80% power to decide, when inconclusive;
+    ``retest_share_moved`` is the share the rater's own retest control moves, for comparison.
+    Tests read from a schema-1 ``audit.json`` have no agreement statistics (``None``).
     """
 
     n: int
@@ -57,15 +66,35 @@ class ShiftTest:
     note: str = ""
     perturbation: str | None = None
     trait: str | None = None
+    unit: str = "clip"
+    n_clips: int | None = None
+    n_subjects: int | None = None
+    tolerance: float | None = None
+    share_moved: float | None = None
+    share_moved_low: float | None = None
+    share_moved_high: float | None = None
+    unstable_p: float | None = None
+    unstable_p_adjusted: float | None = None
+    stable_p: float | None = None
+    stable_p_adjusted: float | None = None
+    loa_low: float | None = None
+    loa_high: float | None = None
+    loa_low_ci_low: float | None = None
+    loa_low_ci_high: float | None = None
+    loa_high_ci_low: float | None = None
+    loa_high_ci_high: float | None = None
+    retest_share_moved: float | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise SchemaError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
         # A standalone test is its own family: adjusted equals raw unless a correction said so.
-        if self.p_adjusted is None:
-            object.__setattr__(self, "p_adjusted", self.p_value)
-        if self.equivalence_p_adjusted is None:
-            object.__setattr__(self, "equivalence_p_adjusted", self.equivalence_p)
+        for raw, adjusted in (("p_value", "p_adjusted"), ("equivalence_p", "equivalence_p_adjusted"),
+                              ("unstable_p", "unstable_p_adjusted"), ("stable_p", "stable_p_adjusted")):
+            if getattr(self, adjusted) is None:
+                object.__setattr__(self, adjusted, getattr(self, raw))
+        if self.n_clips is None:
+            object.__setattr__(self, "n_clips", self.n)
 
     # scipy.stats-style accessors, so the object reads like the results users already know.
     @property
@@ -126,14 +155,16 @@ class AuditResult:
     skipped: tuple[Skipped, ...] = ()
     created: str = ""
     schema_version: int = SCHEMA_VERSION
-    impact: Mapping[str, Any] = field(default_factory=dict)   # decision impact (auditkit.impact)
+    impact: Mapping[str, Any] = field(default_factory=dict)   # decision impact (auditkit.core.impact)
     groups: Mapping[str, Any] = field(default_factory=dict)   # per metadata group column
+    unit: str = "clip"                # person: clips carry a subject id and people are the unit
+    cluster: str | None = None        # the metadata column naming the person
+    n_subjects: int | None = None     # people among the scored clips (None without a subject column)
 
     def __repr__(self) -> str:  # the full field dump is pages long in a failing test's traceback
         counts = self.counts()
         return (f"<AuditResult {self.rater.get('spec')!r}: {len(self.tests)} tests on {self.n_clips} clips, "
-                f"{counts['shift']} shift, {counts['invariant']} invariant, "
-                f"{counts['inconclusive']} inconclusive, {len(self.skipped)} skipped>")
+                + ", ".join(f"{counts[v]} {v}" for v in VERDICTS) + f", {len(self.skipped)} skipped>")
 
     @property
     def perturbations(self) -> tuple[str, ...]:
@@ -145,6 +176,11 @@ class AuditResult:
     @property
     def any_shift(self) -> bool:
         return any(t.verdict == "shift" for t in self.tests)
+
+    def failing(self, fail_on: Iterable[str] = DEFAULT_FAIL_ON) -> tuple[ShiftTest, ...]:
+        """The tests whose verdict is one of ``fail_on`` (what makes ``auditkit run`` exit 1)."""
+        verdicts = set(fail_on)
+        return tuple(t for t in self.tests if t.verdict in verdicts)
 
     def select(self, perturbation: str | Iterable[str] | None = None,
                trait: str | Iterable[str] | None = None) -> tuple[ShiftTest, ...]:
@@ -198,6 +234,9 @@ class AuditResult:
             "skipped": [s.to_dict() for s in self.skipped],
             "impact": dict(self.impact),
             "groups": dict(self.groups),
+            "unit": self.unit,
+            "cluster": self.cluster,
+            "n_subjects": self.n_subjects,
         }
 
     @classmethod
@@ -210,6 +249,9 @@ class AuditResult:
         if version > SCHEMA_VERSION:
             raise SchemaError(f"audit.json: field 'schema_version' is {version}, newer than this "
                               f"auditkit reads ({SCHEMA_VERSION}); upgrade auditkit")
+        if version not in READABLE_SCHEMAS:
+            raise SchemaError(f"audit.json: field 'schema_version' is {version}; this auditkit reads "
+                              f"{', '.join(map(str, READABLE_SCHEMAS))}")
         for key, kind in (("rater", Mapping), ("traits", list), ("n_clips", int),
                           ("config", Mapping), ("tests", list), ("skipped", list)):
             if not isinstance(data.get(key), kind):
@@ -225,6 +267,9 @@ class AuditResult:
             schema_version=version,
             impact=dict(data.get("impact") or {}),
             groups=dict(data.get("groups") or {}),
+            unit=str(data.get("unit") or "clip"),
+            cluster=data.get("cluster") if isinstance(data.get("cluster"), str) else None,
+            n_subjects=data.get("n_subjects") if isinstance(data.get("n_subjects"), int) else None,
         )
 
 

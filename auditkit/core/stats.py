@@ -1,19 +1,40 @@
-"""Paired shift tests, equivalence (TOST), multiplicity correction and sample-size planning.
+"""Paired shift tests, individual agreement, multiplicity correction and sample-size planning.
 
-One trait's scores on the same clips before and after an edit give differences
-``d = after - before``. *invariant* needs a positive proof of equivalence within
-``±margin`` (TOST), because a non-significant test alone only says the data were too few; a
-*shift* is a significant paired t-test that is not proven smaller than the margin. Every
-degenerate input (no clips, constant differences, a rater that ignores the edit) yields a
+One trait's scores on the same units before and after an edit give differences
+``d = after - before``. A *unit* is a person when clips carry a subject id (several clips of one
+person are that person's evidence: their differences are averaged into one), else a clip.
+
+Two questions are asked of the differences:
+
+* **Is there a systematic shift?** A paired t-test (Wilcoxon signed-rank beside it) for the
+  mean, and a TOST equivalence test of the mean against ``±margin``.
+* **Are candidates moved?** The share of units whose ``|d|`` exceeds the margin. That more than
+  ``tolerance`` of them move is *shown* by an exact one-sided binomial test on the count — free of
+  any assumption about the shape of the differences. That fewer do is shown with a two-sided
+  normal tolerance interval (ISO 16269-6): ``mean ± k·sd`` holding ``1 − tolerance`` of the
+  population with confidence ``1 − alpha`` must lie inside ``±margin``; and, so that the normal
+  model is used only where the data do not contradict it, the observed share must itself be below
+  the tolerance. Bland–Altman 95% limits of agreement, with exact confidence intervals, describe
+  the same spread.
+
+Verdicts, on p-values corrected across the whole audit (each claim a family of its own):
+``shift`` — the mean shift is significant and not proven inside the margin; ``unstable`` — more
+than the tolerated share of candidates is shown to move beyond the margin (in either direction);
+``invariant`` — the mean is proven inside the margin *and* the share moved is proven below the
+tolerance; ``inconclusive`` — none of these. A significant shift proven smaller than the margin is
+not a ``shift``: the margin is the user's statement of the smallest shift that matters.
+
+Every degenerate input (no units, constant differences, a rater that ignores the edit) yields a
 defined, conservative result instead of NaN, a warning or a crash: an audit of many cells must
 never abort because one cell is odd.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,11 +43,18 @@ from scipy import stats as _st
 
 from .result import ShiftTest
 
-__all__ = ["paired_shift_test", "adjust_pvalues", "correct", "verdict", "clips_needed",
-           "ADJUST_METHODS"]
+__all__ = ["paired_shift_test", "adjust_pvalues", "correct", "verdict", "verdict_of", "clips_needed",
+           "unit_differences", "tolerance_factor", "tolerance_confidence", "limits_of_agreement",
+           "ADJUST_METHODS", "DEFAULT_TOLERANCE", "UNITS"]
 
 ADJUST_METHODS = ("holm", "bh", "fdr_bh", "bonferroni", "none")
+UNITS = ("person", "clip")
 MIN_N = 3  # below this a t-test has <2 degrees of freedom: too fragile to decide anything
+# At most one candidate in twenty may move by more than the margin. With this tolerance
+# "invariant" says that the 95% limits of agreement lie inside ±margin, with confidence: the
+# Bland–Altman reading of agreement, which reviewers of method-comparison studies know.
+DEFAULT_TOLERANCE = 0.05
+LOA_Z = float(_st.norm.ppf(0.975))  # Bland–Altman limits: mean ± 1.96 sd
 _SMALL_NOTE = "a detectable shift, proven smaller than the margin"
 _REL_TOL = 1e-12  # differences whose sd is below this (relative) are float noise, not spread
 _HUGE = 2.0 ** 480  # scores beyond this are rescaled first: their differences' squares would overflow
@@ -35,16 +63,17 @@ _HUGE = 2.0 ** 480  # scores beyond this are rescaled first: their differences' 
 # --------------------------------------------------------------------------- validation
 _WANTED = {"before": "a 1-D array of real numbers", "after": "a 1-D array of real numbers",
            "margin": "a finite number > 0", "alpha": "a number in (0, 0.5)", "power": "a number in (0, 1)",
-           "max_n": f"an integer >= {MIN_N}"}
+           "tolerance": "a number in (0, 0.5)", "max_n": f"an integer >= {MIN_N}"}
 
 
 def _validate(before: Any = None, after: Any = None, *, margin: Any = None, alpha: Any = None,
-              power: Any = None, method: Any = None, max_n: Any = None, required: Sequence[str] = ()
+              power: Any = None, tolerance: Any = None, method: Any = None, max_n: Any = None,
+              groups: Any = None, required: Sequence[str] = ()
               ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The one place arguments are checked, so every public function words errors alike. An
     argument left ``None`` is not checked, unless it is ``required``."""
     given = {"before": before, "after": after, "margin": margin, "alpha": alpha, "power": power,
-             "max_n": max_n}
+             "tolerance": tolerance, "max_n": max_n}
     for name in required:
         if given[name] is None:
             raise ValueError(f"{name} must be {_WANTED[name]}, got None")
@@ -71,7 +100,8 @@ def _validate(before: Any = None, after: Any = None, *, margin: Any = None, alph
                          f"got {b.size} and {a.size}")
     for name, value, lo, hi, what in (("margin", margin, 0.0, math.inf, "a finite number > 0"),
                                       ("alpha", alpha, 0.0, 0.5, "a number in (0, 0.5)"),
-                                      ("power", power, 0.0, 1.0, "a number in (0, 1)")):
+                                      ("power", power, 0.0, 1.0, "a number in (0, 1)"),
+                                      ("tolerance", tolerance, 0.0, 0.5, "a number in (0, 0.5)")):
         if value is None:
             continue
         try:
@@ -85,10 +115,146 @@ def _validate(before: Any = None, after: Any = None, *, margin: Any = None, alph
     if max_n is not None and (isinstance(max_n, bool) or not isinstance(max_n, (int, np.integer))
                               or max_n < MIN_N):
         raise ValueError(f"max_n must be an integer >= {MIN_N}, got {max_n!r}")
+    if groups is not None:
+        if isinstance(groups, (str, bytes)) or not isinstance(groups, Sequence | np.ndarray):
+            raise ValueError(f"groups must be a sequence of subject ids, one per clip, got {type(groups).__name__}")
+        if b is not None and len(groups) != b.size:
+            raise ValueError(f"groups must have one subject id per clip: {len(groups)} ids for {b.size} clips")
+        if not all(isinstance(g, Hashable) and g is not None for g in groups):
+            raise ValueError("groups must hold a subject id (not None) for every clip")
     return b, a
 
 
-# --------------------------------------------------------------------------- the paired test
+# --------------------------------------------------------------------------- units
+def unit_differences(d: np.ndarray, groups: Sequence[Hashable] | None) -> np.ndarray:
+    """Per-unit differences: each person's mean over their clips (in order of the ids, sorted as
+    text), or the clips' own when there are no ids."""
+    if groups is None:
+        return np.asarray(d, dtype=float)
+    by: dict[Hashable, list[float]] = {}
+    for g, x in zip(groups, d):
+        by.setdefault(g, []).append(float(x))
+    return np.array([math.fsum(v) / len(v) for _, v in sorted(by.items(), key=lambda kv: str(kv[0]))])
+
+
+# --------------------------------------------------------------------------- tolerance intervals
+# Gauss–Legendre nodes on u = z·√n in [0, 9]: past 9 the normal density is below 1e-17.
+_U, _W = np.polynomial.legendre.leggauss(96)
+_U = 4.5 * (_U + 1.0)
+_W = 4.5 * _W
+_PHI_W = 2.0 * _W * np.exp(-0.5 * _U ** 2) / math.sqrt(2.0 * math.pi)
+
+
+def _half_width(z: np.ndarray, outside: float) -> np.ndarray:
+    """r with Φ(z − r) + 1 − Φ(z + r) = outside (the interval z ± r misses that share), z ≥ 0.
+
+    Tails are computed as tails, so a share of 1e-12 keeps its digits. Newton's method from a
+    start that is never past the root (the interval centred at 0 holds the most, so
+    ``−ndtri(outside / 2)`` is at most the root; so is ``z − ndtri(outside)``) and stays right of
+    ``z``, where the miss is decreasing and convex: every step lands closer from the left."""
+    r = np.maximum(z - _sp.ndtri(outside), -_sp.ndtri(outside / 2.0))
+    root_2pi = math.sqrt(2.0 * math.pi)
+    for _ in range(40):
+        a, b = z + r, z - r
+        g = _sp.ndtr(-a) + _sp.ndtr(b) - outside
+        step = g * root_2pi / (np.exp(-0.5 * a * a) + np.exp(-0.5 * b * b))
+        r = r + step
+        if np.max(np.abs(step)) <= 1e-12 * np.max(r):
+            break
+    return r
+
+
+def _miss(k: float, n: int, outside: float) -> float:
+    """1 − confidence of the two-sided normal tolerance interval ``x̄ ± k·s`` (n values) for
+    content ``1 − outside``: the chance that it misses more than ``outside`` of the population
+    (exact, the integral of Odeh and Owen; computed as the complement to keep tiny values precise)."""
+    if k <= 0:
+        return 1.0
+    r = _half_width(_U / math.sqrt(n), outside)
+    df = n - 1
+    return float(np.clip(np.dot(_PHI_W, _sp.chdtr(df, df * (r / k) ** 2)), 0.0, 1.0))
+
+
+def tolerance_confidence(k: float, n: int, content: float) -> float:
+    """Confidence that ``x̄ ± k·s`` from ``n`` normal values holds at least ``content`` of the
+    population (ISO 16269-6, two-sided, unknown mean and sd)."""
+    if n < 2:
+        raise ValueError(f"n must be >= 2, got {n}")
+    return 1.0 - _miss(float(k), int(n), 1.0 - float(content))
+
+
+@functools.lru_cache(maxsize=4096)  # the planner asks for the same (n, content, confidence) per cell
+def tolerance_factor(n: int, content: float, confidence: float) -> float:
+    """The two-sided normal tolerance factor k: ``x̄ ± k·s`` holds ``content`` of the population
+    with the given confidence."""
+    if n < 2:
+        raise ValueError(f"n must be >= 2, got {n}")
+    from scipy.optimize import brentq
+
+    target, outside = 1.0 - confidence, 1.0 - content
+    hi = 2.0
+    while _miss(hi, n, outside) > target:
+        hi *= 2.0
+    return float(brentq(lambda k: _miss(k, n, outside) - target, 1e-9, hi, xtol=1e-12))
+
+
+def _share_upper(k_obs: float, n: int, alpha: float) -> float:
+    """The normal-theory upper confidence bound on the share outside ``±margin``: the smallest
+    share s for which the tolerance interval of content 1 − s fits within the margin."""
+    if k_obs <= 0:
+        return 1.0
+    from scipy.optimize import brentq
+
+    def excess(log_share: float) -> float:  # decreasing in the share
+        return _miss(k_obs, n, math.exp(log_share)) - alpha
+
+    # In log space: the bound spans many orders of magnitude, and 1e-5 relative is plenty for
+    # a number shown as a percentage.
+    low, high = math.log(1e-12), math.log(0.999)
+    if excess(low) <= 0:
+        return 0.0
+    if excess(high) > 0:
+        return 1.0
+    return math.exp(brentq(excess, low, high, xtol=1e-5))
+
+
+def limits_of_agreement(mean: float, sd: float, n: int, alpha: float = 0.05, z: float = LOA_Z
+                        ) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
+    """Bland–Altman limits ``mean ± z·sd`` and an exact (1 − alpha) confidence interval for each,
+    from the noncentral t distribution of ``x̄ + k·s`` (normal differences)."""
+    low, high = mean - z * sd, mean + z * sd
+    if n < 2 or sd == 0:
+        return low, high, (low, low), (high, high)
+    df, root = n - 1, math.sqrt(n)
+    a, b = (float(_st.nct.ppf(q, df, z * root)) / root for q in (alpha / 2.0, 1.0 - alpha / 2.0))
+    return low, high, (mean - b * sd, mean - a * sd), (mean + a * sd, mean + b * sd)
+
+
+# --------------------------------------------------------------------------- verdicts
+def verdict(*, p_adjusted: float, equivalence_p_adjusted: float, alpha: float,
+            unstable_p_adjusted: float = 1.0, stable_p_adjusted: float = 1.0,
+            share_below: bool = True) -> str:
+    """The verdict from the four corrected claims. A systematic shift outranks instability (a
+    rater that moves everyone by +0.15 is first of all shifted); invariance needs both proofs."""
+    inside = equivalence_p_adjusted < alpha
+    if p_adjusted < alpha and not inside:
+        return "shift"
+    if unstable_p_adjusted < alpha:
+        return "unstable"
+    if inside and stable_p_adjusted < alpha and share_below:
+        return "invariant"
+    return "inconclusive"
+
+
+def verdict_of(t: ShiftTest, alpha: float | None = None) -> str:
+    """The verdict a test's adjusted p-values give (at ``alpha``, default the test's own)."""
+    alpha = t.alpha if alpha is None else alpha
+    return verdict(p_adjusted=t.p_adjusted, equivalence_p_adjusted=t.equivalence_p_adjusted, alpha=alpha,
+                   unstable_p_adjusted=t.unstable_p_adjusted if t.unstable_p_adjusted is not None else 1.0,
+                   stable_p_adjusted=t.stable_p_adjusted if t.stable_p_adjusted is not None else 1.0,
+                   share_below=t.share_moved is None or t.tolerance is None or t.share_moved < t.tolerance)
+
+
 def _with_small_note(note: str, verdict_: str, p: float, alpha: float) -> str:
     """The note says "detectable but inside the margin" exactly when that is the verdict's reason:
     recomputed from the final verdict, so a correction that changes it also changes the note."""
@@ -98,18 +264,7 @@ def _with_small_note(note: str, verdict_: str, p: float, alpha: float) -> str:
     return "; ".join(parts)
 
 
-def verdict(p_adjusted: float, equivalence_p_adjusted: float, alpha: float) -> str:
-    """Equivalence shown wins over significance: the margin is the user's statement of the
-    smallest shift that matters, so a shift proven smaller than it is ``invariant`` (the raw
-    p-value still shows it is detectable). Otherwise a significant shift is ``shift``, and
-    neither proof is ``inconclusive`` — never ``invariant`` for lack of significance."""
-    if equivalence_p_adjusted < alpha:
-        return "invariant"
-    if p_adjusted < alpha:
-        return "shift"
-    return "inconclusive"
-
-
+# --------------------------------------------------------------------------- Wilcoxon
 def _wilcoxon(d: np.ndarray) -> float:
     if not np.any(d):
         return 1.0  # scipy divides 0/0 here; a rater that ignores the edit shows no evidence
@@ -148,25 +303,38 @@ def _signed_rank_by_enumeration(d: np.ndarray) -> float:
     return float(min(1.0, 2.0 * min(less, greater)))
 
 
-def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 0.05,
-                      perturbation: str | None = None, trait: str | None = None) -> ShiftTest:
-    """Test whether an edit shifts a rater's scores, and whether it provably does not.
+# --------------------------------------------------------------------------- the paired test
+def _binomial_greater(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p): scipy.stats.binomtest(k, n, p, 'greater').pvalue."""
+    return 1.0 if k <= 0 else float(_sp.bdtrc(k - 1, n, p))
 
-    ``margin`` is the smallest shift that matters (in score units): equivalence is claimed only
-    when the TOST rejects a shift of ``±margin``. Fewer than three clips, or constant
-    differences, give defined results with a ``note`` rather than NaN.
+
+def _clopper_pearson_lower(k: int, n: int, alpha: float) -> float:
+    return 0.0 if k <= 0 else float(_sp.betaincinv(k, n - k + 1, alpha))
+
+
+def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 0.05,
+                      tolerance: float = DEFAULT_TOLERANCE, groups: Sequence[Hashable] | None = None,
+                      perturbation: str | None = None, trait: str | None = None) -> ShiftTest:
+    """Test whether an edit shifts a rater's scores or moves candidates, and whether it
+    provably does neither.
+
+    ``margin`` is the smallest shift that matters (in score units); ``tolerance`` the share of
+    candidates allowed to move by more than that; ``groups`` a subject id per clip, which makes
+    people the unit of analysis (each person's clips averaged into one difference). Fewer than
+    three units, or constant differences, give defined results with a ``note`` rather than NaN.
     """
-    b, a = _validate(before, after, margin=margin, alpha=alpha,
-                     required=("before", "after", "margin", "alpha"))
+    b, a = _validate(before, after, margin=margin, alpha=alpha, tolerance=tolerance, groups=groups,
+                     required=("before", "after", "margin", "alpha", "tolerance"))
     assert a is not None and b is not None
-    margin, alpha = float(margin), float(alpha)
+    margin, alpha, tolerance = float(margin), float(alpha), float(tolerance)
     # Finite scores near the float limit overflow in a - b, in the sum or in the squares, and the
     # NaN that follows would reach the verdict. Every statistic here is scale-free, so such input
     # is tested after an exact power-of-two rescaling; only the shift, sd and interval are scaled
     # back (to inf when the true shift lies beyond the float range).
     top = float(max(np.abs(a).max(), np.abs(b).max())) if a.size else 0.0
     shift_by = math.frexp(top)[1] if top > _HUGE else 0  # scale = 2 ** shift_by
-    d = np.ldexp(a, -shift_by) - np.ldexp(b, -shift_by)
+    d = unit_differences(np.ldexp(a, -shift_by) - np.ldexp(b, -shift_by), groups)
     m = math.ldexp(margin, -shift_by)
     n = int(d.size)
     mean = float(d.mean()) if n else None
@@ -174,6 +342,13 @@ def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 
     ci_low = ci_high = dz = t = None
     note = ""
     constant = sd is not None and mean is not None and sd <= _REL_TOL * max(1.0, abs(mean))
+    moved = int(np.count_nonzero(np.abs(d) > m))
+    share = moved / n if n else None
+    unstable = 1.0 if n < MIN_N else _binomial_greater(moved, n, tolerance)
+    share_low = _clopper_pearson_lower(moved, n, alpha) if n else None
+    share_high = None
+    stable = 1.0
+    loa: tuple[Any, ...] = (None,) * 4
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         if constant:
@@ -189,19 +364,23 @@ def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 
             dz = mean / sd
             half = float(_st.t.ppf(1.0 - alpha / 2.0, n - 1)) * se
             ci_low, ci_high = mean - half, mean + half
+        if sd is not None and mean is not None:
+            loa = limits_of_agreement(mean, sd, n, alpha)
 
         if n < MIN_N:
             p = wil = eq = 1.0
-            note = "fewer than 3 paired clips"
+            note = f"fewer than {MIN_N} paired {'people' if groups is not None else 'clips'}"
         elif constant:
             assert mean is not None
+            inside = abs(mean) < m
+            stable, share_high = (0.0, 0.0) if inside else (1.0, 1.0)
             if mean == 0.0:
                 p, wil, eq = 1.0, 1.0, 0.0
                 note = ("all differences are zero" if not np.any(d)
                         else "differences are zero up to rounding")
             else:
                 p, wil = 0.0, _wilcoxon(d)
-                eq = 0.0 if abs(mean) < m else 1.0
+                eq = 0.0 if inside else 1.0
                 note = f"differences are constant ({float(np.ldexp(mean, shift_by)):.6g})"
         else:
             assert mean is not None and sd is not None and t is not None
@@ -210,18 +389,30 @@ def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 
             eq = max(float(_st.t.sf((mean + m) / se, df)),
                      float(_st.t.cdf((mean - m) / se, df)))
             wil = _wilcoxon(d)
-    v = verdict(p, eq, alpha)
-    note = _with_small_note(note, v, p, alpha)
+            k_obs = (m - abs(mean)) / sd
+            stable = _miss(k_obs, n, tolerance)
+            share_high = _share_upper(k_obs, n, alpha)
 
     def unscaled(x: float | None) -> float | None:
         with np.errstate(over="ignore"):
             return None if x is None else float(np.ldexp(x, shift_by))
 
-    return ShiftTest(
+    loa_low, loa_high, loa_low_ci, loa_high_ci = loa
+    test = ShiftTest(
         n=n, mean_shift=unscaled(mean), sd=unscaled(sd), ci_low=unscaled(ci_low), ci_high=unscaled(ci_high),
         effect_size_dz=dz, t_statistic=t, p_value=p, wilcoxon_p=wil, equivalence_p=eq, margin=margin,
-        alpha=alpha, verdict=v, n_needed=_needed(mean, sd, m, alpha) if v == "inconclusive" else None,
-        note=note, perturbation=perturbation, trait=trait)
+        alpha=alpha, verdict="inconclusive", note=note, perturbation=perturbation, trait=trait,
+        unit="person" if groups is not None else "clip", n_clips=int(b.size),
+        n_subjects=n if groups is not None else None, tolerance=tolerance, share_moved=share,
+        share_moved_low=share_low, share_moved_high=share_high, unstable_p=unstable, stable_p=stable,
+        loa_low=unscaled(loa_low), loa_high=unscaled(loa_high),
+        loa_low_ci_low=unscaled(loa_low_ci[0]) if loa_low_ci else None,
+        loa_low_ci_high=unscaled(loa_low_ci[1]) if loa_low_ci else None,
+        loa_high_ci_low=unscaled(loa_high_ci[0]) if loa_high_ci else None,
+        loa_high_ci_high=unscaled(loa_high_ci[1]) if loa_high_ci else None)
+    v = verdict_of(test, alpha)
+    return test.with_(verdict=v, note=_with_small_note(note, v, p, alpha),
+                      n_needed=_needed_for(test, alpha) if v == "inconclusive" else None)
 
 
 # --------------------------------------------------------------------------- multiplicity
@@ -253,27 +444,34 @@ def correct(tests: Iterable[ShiftTest], *, method: str = "holm",
             alpha: float | None = None) -> tuple[ShiftTest, ...]:
     """Correct a whole audit's family and re-decide each verdict on the adjusted p-values.
 
-    Shift and equivalence p-values are corrected as two separate families, since each verdict
-    is a claim of its own. ``n_needed`` of the inconclusive ones is planned at ``alpha / m``
-    (the strictest level the correction may apply), so it does not promise too few clips.
+    The shift, equivalence, instability and stability p-values are corrected as four separate
+    families, since each verdict is a claim of its own. ``n_needed`` of the inconclusive ones is
+    planned at ``alpha / m`` (the strictest level the correction may apply), so it does not
+    promise too few units.
     """
     _validate(method=method, alpha=alpha)
     tests = tuple(tests)
     m = len(tests)
     if m == 0:
         return ()
-    p_adj = adjust_pvalues([t.p_value for t in tests], method)
-    eq_adj = adjust_pvalues([t.equivalence_p for t in tests], method)
+
+    def adjusted(name: str) -> list[float | None]:
+        raw = [getattr(t, name) for t in tests]
+        if any(v is None for v in raw):  # a schema-1 test has no agreement statistics
+            return [None] * m
+        return [float(v) for v in adjust_pvalues(raw, method)]
+
+    p_adj, eq_adj = adjusted("p_value"), adjusted("equivalence_p")
+    unstable_adj, stable_adj = adjusted("unstable_p"), adjusted("stable_p")
     out = []
-    for t, pa, ea in zip(tests, p_adj, eq_adj):
+    for t, pa, ea, ua, sa in zip(tests, p_adj, eq_adj, unstable_adj, stable_adj):
         a = float(alpha) if alpha is not None else t.alpha
-        v = verdict(float(pa), float(ea), a)
+        judged = t.with_(alpha=a, p_adjusted=pa, equivalence_p_adjusted=ea, unstable_p_adjusted=ua,
+                         stable_p_adjusted=sa)
+        v = verdict_of(judged, a)
         plan_alpha = a if method == "none" else a / m
-        note = _with_small_note(t.note, v, float(pa), a)
-        out.append(t.with_(alpha=a, p_adjusted=float(pa), equivalence_p_adjusted=float(ea),
-                           verdict=v, note=note,
-                           n_needed=_needed(t.mean_shift, t.sd, t.margin, plan_alpha)
-                           if v == "inconclusive" else None))
+        out.append(judged.with_(verdict=v, note=_with_small_note(t.note, v, float(pa), a),
+                                n_needed=_needed_for(judged, plan_alpha) if v == "inconclusive" else None))
     return tuple(out)
 
 
@@ -295,40 +493,93 @@ def _power(n: int, mean: float, sd: float, margin: float, alpha: float, equivale
     return float(pw) if math.isfinite(pw) else 0.0
 
 
-def clips_needed(mean_shift: float | None, sd: float | None, *, margin: float,
-                 alpha: float = 0.05, power: float = 0.8, max_n: int = 100_000) -> int | None:
-    """Clips needed for a decisive verdict if the observed mean and sd were the truth.
+# Quantiles of the chi distribution, for the power of the tolerance-interval criterion.
+_Q, _QW = np.polynomial.legendre.leggauss(48)
+_Q = 0.5 * (_Q + 1.0)
+_QW = 0.5 * _QW
 
-    Inside the margin the goal is proving equivalence (TOST power); on or beyond it, detecting
-    the shift (two-sided t-test power). ``None`` when the answer is undefined (no estimate)
-    or not reachable with ``max_n`` clips, e.g. a mean sitting right on the margin.
+
+def _stable_power(n: int, mean: float, sd: float, margin: float, alpha: float, tolerance: float) -> float:
+    """P(|x̄| + k·s < margin): the chance that the tolerance interval fits inside the margin."""
+    k = tolerance_factor(n, 1.0 - tolerance, 1.0 - alpha)
+    s = sd * np.sqrt(_sp.chdtri(n - 1, 1.0 - _Q) / (n - 1))  # chi2 quantiles at _Q
+    room = margin - k * s
+    se = sd / math.sqrt(n)
+    inside = np.where(room > 0, _sp.ndtr((room - mean) / se) - _sp.ndtr((-room - mean) / se), 0.0)
+    return float(np.dot(_QW, inside))
+
+
+def _unstable_power(n: int, share: float, alpha: float, tolerance: float) -> float:
+    """P(the exact binomial test shows more than ``tolerance`` moved) when ``share`` move."""
+    from scipy.stats import binom
+
+    critical = int(binom.isf(alpha, n, tolerance)) + 1  # smallest count with P(X >= c) <= alpha
+    while critical > 0 and _binomial_greater(critical - 1, n, tolerance) <= alpha:
+        critical -= 1
+    while _binomial_greater(critical, n, tolerance) > alpha:
+        critical += 1
+    return _binomial_greater(critical, n, share)
+
+
+def clips_needed(mean_shift: float | None, sd: float | None, *, margin: float,
+                 alpha: float = 0.05, power: float = 0.8, max_n: int = 100_000,
+                 tolerance: float | None = None, share: float | None = None) -> int | None:
+    """Units (people, or clips) needed for a decisive verdict if the observed values were the truth.
+
+    Inside the margin the goal is proving equivalence of the mean (TOST power) and, with a
+    ``tolerance``, that the tolerance interval fits inside the margin; on or beyond it, detecting
+    the shift (two-sided t-test power). When the observed ``share`` moved exceeds the tolerance,
+    detecting instability (exact binomial power) is a decision too, and the smaller n counts.
+    ``None`` when the answer is undefined (no estimate) or not reachable with ``max_n``.
     """
-    _validate(margin=margin, alpha=alpha, power=power, max_n=max_n,
+    _validate(margin=margin, alpha=alpha, power=power, max_n=max_n, tolerance=tolerance,
               required=("margin", "alpha", "power", "max_n"))
-    return _needed(mean_shift, sd, float(margin), float(alpha), float(power), int(max_n))
+    return _needed(mean_shift, sd, float(margin), float(alpha), float(power), int(max_n),
+                   None if tolerance is None else float(tolerance), share)
+
+
+def _needed_for(t: ShiftTest, alpha: float) -> int | None:
+    # In the test's own unit: with people as the unit, mean and sd are those of the per-person
+    # differences, so the answer counts people.
+    return _needed(t.mean_shift, t.sd, t.margin, alpha, 0.8, 100_000, t.tolerance, t.share_moved)
+
+
+def _search(ok: Any, max_n: int) -> int | None:
+    if ok(MIN_N):
+        return MIN_N
+    lo, hi = MIN_N, MIN_N * 2
+    while not ok(hi):  # doubling: power is increasing in n, so the answer is bracketed
+        if hi >= max_n:
+            return None
+        lo, hi = hi, min(hi * 2, max_n)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return hi
 
 
 def _needed(mean: float | None, sd: float | None, margin: float, alpha: float,
-            power: float = 0.8, max_n: int = 100_000) -> int | None:
+            power: float = 0.8, max_n: int = 100_000, tolerance: float | None = None,
+            share: float | None = None) -> int | None:
     if mean is None or sd is None or not (math.isfinite(mean) and math.isfinite(sd)) or sd < 0:
         return None
     if sd <= _REL_TOL * max(1.0, abs(mean)):
         return MIN_N  # constant differences are decided at the minimum sample size
-    equivalence = abs(mean) < margin
-
-    def ok(n: int) -> bool:
-        return _power(n, mean, sd, margin, alpha, equivalence) >= power
-
+    candidates: list[int] = []
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        if ok(MIN_N):
-            return MIN_N
-        lo, hi = MIN_N, MIN_N * 2
-        while not ok(hi):  # doubling: power is increasing in n, so the answer is bracketed
-            if hi >= max_n:
-                return None
-            lo, hi = hi, min(hi * 2, max_n)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if ok(mid) else (mid, hi)
-    return hi
+        if share is not None and tolerance is not None and share > tolerance:
+            found = _search(lambda n: _unstable_power(n, share, alpha, tolerance) >= power, max_n)
+            if found is not None:
+                candidates.append(found)
+        if abs(mean) >= margin:
+            found = _search(lambda n: _power(n, mean, sd, margin, alpha, False) >= power, max_n)
+            if found is not None:
+                candidates.append(found)
+        elif share is None or tolerance is None or share <= tolerance:
+            tost = _search(lambda n: _power(n, mean, sd, margin, alpha, True) >= power, max_n)
+            stable = MIN_N if tolerance is None else _search(
+                lambda n: _stable_power(n, mean, sd, margin, alpha, tolerance) >= power, max_n)
+            if tost is not None and stable is not None:
+                candidates.append(max(tost, stable))
+    return min(candidates) if candidates else None
