@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from auditkit.app.config import AuditConfig
+from auditkit.core.settings import AuditConfig
 from auditkit.contract.errors import ConfigError
 
 

@@ -6,8 +6,8 @@ The contract a rater fulfils (:class:`InputSpec`, :class:`Rater`, ``OCEAN``) liv
 
 from auditkit.contract.rater import OCEAN, InputSpec, Rater, check_scores, rater_identity
 
-from .loader import RaterKind, as_rater, kinds, load_rater, register_kind, resolve_kind
+from .loader import RaterKind, as_rater, kinds, load_rater, rebase_spec, register_kind, resolve_kind
 from .torchscript import TorchRater, save_torchscript
 
 __all__ = ["OCEAN", "InputSpec", "Rater", "RaterKind", "TorchRater", "as_rater", "check_scores",
-           "kinds", "load_rater", "rater_identity", "register_kind", "resolve_kind", "save_torchscript"]
+           "kinds", "load_rater", "rater_identity", "rebase_spec", "register_kind", "resolve_kind", "save_torchscript"]

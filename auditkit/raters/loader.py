@@ -124,6 +124,26 @@ def resolve_kind(spec: str) -> RaterKind:
                      + ", ".join(k.example for k in registered if k.example))
 
 
+def rebase_spec(spec: str, base: Path) -> str:
+    """``spec`` with its file part (if any) made relative to ``base`` instead of the working
+    folder: a model file of any registered kind, ``file.py`` of a factory, the description file of
+    ``http:FILE``. Names, URLs and ``package.module:name`` are returned unchanged."""
+    def rebased(path: str) -> str:
+        return path if not path or Path(path).is_absolute() else str(base / path)
+
+    if spec.startswith(("http://", "https://", "builtin:")):
+        return spec
+    if spec.startswith("http:"):
+        return "http:" + rebased(spec[len("http:"):])
+    target, colon, attr = spec.rpartition(":")
+    if colon and target.endswith(".py"):
+        return rebased(target) + ":" + attr
+    suffixes = {s for k in kinds() for s in k.suffixes}
+    if Path(spec).suffix.lower() in suffixes and ":" not in Path(spec).name:
+        return rebased(spec)
+    return spec
+
+
 def load_rater(spec: str | Any, *, device: str | torch.device = "cpu") -> Any:
     """Resolve a rater spec (see the module docstring) and move it to ``device``."""
     device = torch.device(device)
