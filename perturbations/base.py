@@ -82,6 +82,9 @@ class Perturbation(ABC):
     family: str = ""
     description: str = ""
     requires: frozenset[str] = frozenset()
+    # A control that changes which frames are sampled rather than their pixels sets the offset,
+    # in sampling intervals, of the frames it needs; the caller decodes them (see controls.py).
+    resample: float | None = None
 
     def make_params(self, frames: torch.Tensor, annotations: Any,
                     rng: np.random.Generator) -> dict[str, Any]:

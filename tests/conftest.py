@@ -36,6 +36,17 @@ class BrightnessRater(nn.Module):
         return torch.stack([m, 1.0 - m, 0.5 * m, m, 0.5 * (1.0 - m)], dim=1)
 
 
+class JitterRater(nn.Module):
+    """Scores that jump by ±0.2 with any change of the input, in no direction: the mean shift of an
+    edit is about zero while every candidate moves — the rater auditkit must call unstable."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # float64 sums: the same frames give the same sign whatever the thread split.
+        sign = torch.sign(torch.sin(x.double().sum(dim=(1, 2, 3, 4)) * 37.0)).float()
+        base = 0.5 + 0.2 * sign
+        return torch.stack([base, 1.0 - base, base, 0.5 + 0.1 * sign, 0.5 - 0.1 * sign], dim=1)
+
+
 class ConstantRater(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.full((x.shape[0], 5), 0.5)
@@ -58,6 +69,11 @@ def sample_dir(_private_cache) -> Path:
 def brightness_rater_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_torchscript(BrightnessRater(), tmp_path_factory.mktemp("raters") / "brightness.pt",
                             input=SMALL)
+
+
+@pytest.fixture(scope="session")
+def jitter_rater_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_torchscript(JitterRater(), tmp_path_factory.mktemp("raters") / "jitter.pt", input=SMALL)
 
 
 @pytest.fixture(scope="session")

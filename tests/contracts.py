@@ -14,10 +14,10 @@ def check_edit_contract(edit: Perturbation, frames: torch.Tensor, annotations=No
     assert first.frames.dtype == torch.uint8 and first.frames.shape == frames.shape
     assert first.frames.device == frames.device
     assert first.changed.shape == frames.shape[:3] and first.changed.dtype == torch.bool
-    # Pixels outside the changed mask are bit-identical; pixels inside it really differ.
-    outside = ~first.changed
-    assert torch.equal(first.frames[outside], frames[outside]), f"{edit.name}: change outside mask"
-    assert (first.frames[first.changed] != frames[first.changed]).any(dim=-1).all()
+    # The changed-pixel mask is what differs from the input as it was before the call — computed
+    # here from a copy, not from the Edit's own record of the original, which could be wrong.
+    assert torch.equal(first.original, before), f"{edit.name}: Edit.original is not the input"
+    assert torch.equal(first.changed, (first.frames != before).any(dim=-1)), f"{edit.name}: changed mask"
     again = edit(frames, annotations, seed=123)
     assert torch.equal(first.frames, again.frames), f"{edit.name}: same seed gave other pixels"
     assert first.params == again.params

@@ -16,6 +16,16 @@ from auditkit.raters import TorchRater
 from auditkit.core.store import Store
 from conftest import SMALL, BrightnessRater
 
+# Clips as the unit and no retest control, unless a test is about them: these tests are about
+# scoring, resuming and skipping, and the sample set's two people would make every verdict
+# "inconclusive" with people as the unit.
+PLAIN = {"unit": "clip", "retest": False}
+
+
+def audit(*args, **kwargs):
+    return run_audit(*args, **{**PLAIN, **kwargs})
+
+
 FACE_AND_LIGHT = ["lighting:dim", "glasses:thick", "background:plain"]
 
 
@@ -37,15 +47,15 @@ class RecordingRater(TorchRater):
 
 def test_original_and_every_edit_of_a_batch_go_to_the_rater_together(sample_dir):
     rater = RecordingRater()
-    run_audit(rater, sample_dir, ["lighting:dim", "lighting:bright"], batch_size=4)
+    audit(rater, sample_dir, ["lighting:dim", "lighting:bright"], batch_size=4)
     assert rater.sizes == [12, 12, 12]  # 4 clips x (original + 2 edits), one call per batch
 
 
 def test_calls_are_split_by_the_memory_cap_and_the_scores_do_not_change(sample_dir):
     whole, split = RecordingRater(), RecordingRater()
     one_input = SMALL.frames * 3 * SMALL.size[0] * SMALL.size[1] * 4
-    a = run_audit(whole, sample_dir, ["lighting:dim", "lighting:bright"], batch_size=4)
-    b = run_audit(split, sample_dir, ["lighting:dim", "lighting:bright"], batch_size=4,
+    a = audit(whole, sample_dir, ["lighting:dim", "lighting:bright"], batch_size=4)
+    b = audit(split, sample_dir, ["lighting:dim", "lighting:bright"], batch_size=4,
                   call_bytes=5 * one_input)
     assert split.sizes == [5, 5, 2] * 3 and max(split.sizes) * one_input <= 5 * one_input
     assert _tests(a) == _tests(b)
@@ -55,9 +65,9 @@ def test_annotation_on_a_worker_process_gives_the_same_audit(sample_dir, tmp_pat
     from auditkit.perturbations.annotate import Annotator
 
     here = Annotator(tmp_path / "here")
-    a = run_audit("builtin:appearance", sample_dir, FACE_AND_LIGHT, annotator=here, workers=0)
+    a = audit("builtin:appearance", sample_dir, FACE_AND_LIGHT, annotator=here, workers=0)
     pooled = Annotator(tmp_path / "pooled")
-    b = run_audit("builtin:appearance", sample_dir, FACE_AND_LIGHT, annotator=pooled, workers=1)
+    b = audit("builtin:appearance", sample_dir, FACE_AND_LIGHT, annotator=pooled, workers=1)
     assert _tests(a) == _tests(b) and a.skipped == b.skipped
     # The workers' annotation work is counted where the caller can see it.
     assert pooled.stats["clips_annotated"] == here.stats["clips_annotated"] == 12
@@ -66,9 +76,9 @@ def test_annotation_on_a_worker_process_gives_the_same_audit(sample_dir, tmp_pat
 
 def test_workers_must_be_a_count():
     with pytest.raises(ConfigError, match="workers must be an integer >= 0"):
-        run_audit("builtin:constant", [], ["lighting:dim"], workers=-1)
+        audit("builtin:constant", [], ["lighting:dim"], workers=-1)
     with pytest.raises(ConfigError, match="executor must be one of local, ray"):
-        run_audit("builtin:constant", [], ["lighting:dim"], executor="dask")
+        audit("builtin:constant", [], ["lighting:dim"], executor="dask")
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +95,9 @@ def test_ray_executor_gives_the_identical_audit(sample_dir, tmp_path, local_ray)
     # The headscarf's shading runs exp/sin/atan2 kernels whose last bit depends on the thread
     # count: the actors must run with the thread count of this process for the scores to agree.
     edits = FACE_AND_LIGHT + ["headwear:headscarf"]
-    local = run_audit("builtin:appearance", sample_dir, edits, annotator=Annotator(tmp_path / "a"),
+    local = audit("builtin:appearance", sample_dir, edits, annotator=Annotator(tmp_path / "a"),
                       store=tmp_path / "local.sqlite")
-    spread = run_audit("builtin:appearance", sample_dir, edits, annotator=Annotator(tmp_path / "b"),
+    spread = audit("builtin:appearance", sample_dir, edits, annotator=Annotator(tmp_path / "b"),
                        store=tmp_path / "ray.sqlite", executor="ray", workers=2)
     assert _tests(local) == _tests(spread)
     assert local.skipped == spread.skipped and local.n_clips == spread.n_clips == 12
@@ -105,7 +115,7 @@ def test_ray_actor_errors_come_back_as_one_line(sample_dir, local_ray, tmp_path)
             "class M(torch.nn.Module):\n    def forward(self, x):\n"
             "        return torch.full((x.shape[0], 5), float('nan'))\n"
             "def make():\n    return TorchRater(M(), input=InputSpec(size=(32, 32), frames=2))\n")
-        run_audit(f"{factory}:make", sample_dir, ["lighting:dim"], executor="ray", workers=1)
+        audit(f"{factory}:make", sample_dir, ["lighting:dim"], executor="ray", workers=1)
 
 
 class HalfFailing(TorchRater):
@@ -131,12 +141,12 @@ def test_rows_a_rater_could_not_score_are_skipped_with_the_reason_never_scored(s
     # Fail every lighting:dim input of the first clip, identified by its exact mean brightness.
     probe = RecordingRater()
     db = tmp_path / "probe.sqlite"
-    run_audit(probe, sample_dir, ["lighting:dim"], store=db)
+    audit(probe, sample_dir, ["lighting:dim"], store=db)
     with Store(db) as store:
         first = store.clip_ids()[0]
         o_bright = store.scores("lighting:dim", "openness")[first]  # openness = mean brightness
     rater = HalfFailing({round(o_bright, 6)})
-    result = run_audit(rater, sample_dir, ["lighting:dim"], store=tmp_path / "r.sqlite")
+    result = audit(rater, sample_dir, ["lighting:dim"], store=tmp_path / "r.sqlite")
     assert [(s.clip, s.perturbation) for s in result.skipped] == [(first, "lighting:dim")]
     assert result.skipped[0].reason == "rater failed: http: 503 Service Unavailable after 4 attempts"
     assert result.test("lighting:dim", "openness").n == 11
@@ -145,7 +155,7 @@ def test_rows_a_rater_could_not_score_are_skipped_with_the_reason_never_scored(s
 
 
 def test_each_scored_input_keeps_its_middle_frame_for_the_dashboard(sample_dir, tmp_path):
-    run_audit("builtin:appearance", sample_dir, ["lighting:dim"], store=tmp_path / "r.sqlite")
+    audit("builtin:appearance", sample_dir, ["lighting:dim"], store=tmp_path / "r.sqlite")
     with Store(tmp_path / "r.sqlite") as store:
         cid = store.clip_ids()[0]
         original = cv2.imdecode(np.frombuffer(store.thumb(cid, "original"), np.uint8), cv2.IMREAD_COLOR)
@@ -161,7 +171,7 @@ def test_an_annotator_that_has_run_still_travels_to_other_processes(sample_dir, 
     from auditkit.perturbations.annotate import Annotator
 
     used = Annotator(tmp_path / "a")
-    run_audit("builtin:appearance", sample_dir, ["glasses:thick"], annotator=used)  # MediaPipe loaded
+    audit("builtin:appearance", sample_dir, ["glasses:thick"], annotator=used)  # MediaPipe loaded
     copy = pickle.loads(pickle.dumps(used))
     assert copy.cache_dir == used.cache_dir and copy.stats == used.stats
 
@@ -181,7 +191,7 @@ def test_ray_actors_run_with_the_thread_count_of_the_process_that_started_the_au
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(3)  # not what Ray would give an actor of one CPU
-        run_audit(f"{factory}:make", sample_dir, ["lighting:dim"], executor="ray", workers=2,
+        audit(f"{factory}:make", sample_dir, ["lighting:dim"], executor="ray", workers=2,
                   store=tmp_path / "r.sqlite")
     finally:
         torch.set_num_threads(threads)

@@ -36,6 +36,22 @@ def test_mean_pooling_is_order_free_and_attention_is_a_convex_mix():
     x = torch.rand(1, 3, 3, 32, 32)
     with torch.inference_mode():
         assert torch.allclose(model(x), model(x.flip(1)), atol=1e-6)
+    attentive = OceanRegressor("resnet18", pooling="attention", size=32, frames=3).eval()
+    torch.manual_seed(0)
+    torch.nn.init.normal_(attentive.attention.weight, std=0.5)  # weights far from uniform
+    with torch.inference_mode():
+        frames = ((x.reshape(3, 3, 32, 32) - attentive.mean) / attentive.std)
+        feats = attentive.backbone(frames).reshape(1, 3, -1)
+        weights = torch.softmax(attentive.attention(feats), dim=1)
+        assert torch.allclose(weights.sum(dim=1), torch.ones(1, 1)) and bool((weights > 0).all())
+        assert weights.max() - weights.min() > 0.05  # it does weigh frames, not average them
+        pooled = (weights * feats).sum(dim=1)
+        lo, hi = feats.min(dim=1).values, feats.max(dim=1).values
+        assert bool(((pooled >= lo - 1e-5) & (pooled <= hi + 1e-5)).all())  # inside the frames' hull
+        assert torch.allclose(attentive(x), torch.sigmoid(attentive.head(pooled)), atol=1e-6)
+        assert torch.allclose(attentive(x), attentive(x.flip(1)), atol=1e-5)  # still order-free
+        mean_pooled = torch.sigmoid(attentive.head(feats.mean(dim=1)))
+        assert not torch.allclose(attentive(x), mean_pooled, atol=1e-4)
 
 
 def test_checkpoint_round_trip_and_rater(tmp_path, sample_dir):
@@ -48,7 +64,7 @@ def test_checkpoint_round_trip_and_rater(tmp_path, sample_dir):
         assert torch.allclose(loaded(x), model(x))
     rater = load_rater(str(path))
     assert rater.input.size == (48, 48) and rater.identity.startswith("sha256:")
-    result = run_audit(str(path), sample_dir, ["lighting:dim"])
+    result = run_audit(str(path), sample_dir, ["lighting:dim"], retest=False)
     assert result.n_clips == 12 and len(result.tests) == 5
 
 

@@ -8,8 +8,10 @@ from auditkit import perturbations
 from contracts import check_edit_contract
 
 
-# Every edit a family name expands to (background:user needs a folder; it has its own tests).
-EDITS = [n for family in perturbations.families() for n in perturbations.available(family)]
+# Every pixel edit a family name expands to (background:user needs a folder; it has its own tests;
+# control:retest samples other frames rather than editing pixels: tests/test_retest.py).
+EDITS = [n for family in perturbations.families() for n in perturbations.available(family)
+         if perturbations.get(n).resample is None]
 GLOBAL = [n for n in EDITS if not perturbations.get(n).requires]
 FACE = [n for n in EDITS if "face" in perturbations.get(n).requires]
 

@@ -23,7 +23,7 @@ from auditkit.contract.errors import AuditkitError, ConfigError
 from auditkit.perturbations import Perturbation
 from auditkit.perturbations.annotate import Annotator
 
-from .work import Outcome, needs_annotation, prepare, score_batch
+from .work import Outcome, needs_annotation, prepare, resample_offsets, score_batch
 
 EXECUTORS = ("local", "ray")
 LOOKAHEAD = 2  # batches prepared ahead of the one being scored: enough to hide annotation, bounded memory
@@ -65,7 +65,8 @@ class Job:
         if prepared is None:
             flags = [annotator is not None and needs_annotation(s.id, self.edits, done) for s in batch]
             prepared, stats = prepare(batch, frames=rater.input.frames, max_side=self.max_side,
-                                      annotator=annotator, annotate=flags)
+                                      annotator=annotator, annotate=flags,
+                                      resample=[resample_offsets(s.id, self.edits, done) for s in batch])
         outcome = score_batch(rater, prepared, self.edits, done, device=device, seed=self.seed,
                               max_missing_face=self.max_missing_face, per_call=self.per_call, thumbs=self.thumbs)
         # The caller's own annotator has counted this work already; another process's has not.
@@ -98,12 +99,13 @@ def _worker_init() -> None:
 
 
 def _worker_prepare(batch: Sequence[Any], frames: int, max_side: int, cache_dir: str, use_cache: bool,
-                    annotate: Sequence[bool]):
+                    annotate: Sequence[bool], resample: Sequence[Sequence[float]]):
     key = f"{cache_dir}|{use_cache}"
     if key not in _WORKER:  # MediaPipe graphs load once per worker, not once per batch
         _WORKER.clear()
         _WORKER[key] = Annotator(cache_dir, use_cache=use_cache)
-    return prepare(batch, frames=frames, max_side=max_side, annotator=_WORKER[key], annotate=annotate)
+    return prepare(batch, frames=frames, max_side=max_side, annotator=_WORKER[key], annotate=annotate,
+                   resample=resample)
 
 
 class LocalExecutor:
@@ -137,9 +139,12 @@ class LocalExecutor:
             def top_up(current: int) -> None:
                 nonlocal submitted
                 while submitted < len(batches) and submitted <= current + LOOKAHEAD:
-                    pending.append(pool.submit(_worker_prepare, list(batches[submitted]), frames, job.max_side,
+                    batch = batches[submitted]
+                    done = job.done_for(batch)
+                    pending.append(pool.submit(_worker_prepare, list(batch), frames, job.max_side,
                                                str(job.annotator.cache_dir), job.annotator.use_cache,
-                                               flags[submitted]))
+                                               flags[submitted], [resample_offsets(s.id, job.edits, done)
+                                                                  for s in batch]))
                     submitted += 1
 
             for i, batch in enumerate(batches):

@@ -70,10 +70,12 @@ def decision_impact(original: Mapping[str, float], edited: Mapping[str, Mapping[
     return {"rule": rule.describe(), "size": size, "threshold": threshold, "edits": out}
 
 
-def group_columns(metadata: Mapping[str, Mapping[str, str]]) -> list[str]:
+def group_columns(metadata: Mapping[str, Mapping[str, str]], exclude: Sequence[str] = ()) -> list[str]:
+    """Columns that group clips: every metadata column with a value, but the ones naming people."""
+    skip = set(ID_COLUMNS) | set(exclude)
     columns: set[str] = set()
     for row in metadata.values():
-        columns |= {k for k, v in row.items() if v and k not in ID_COLUMNS}
+        columns |= {k for k, v in row.items() if v and k not in skip}
     return sorted(columns)
 
 

@@ -159,14 +159,27 @@ class Store:
                                "ORDER BY clip_id, condition").fetchall()
 
     def shifts(self, result: Any) -> dict[tuple[str, str], list[float]]:
-        """Per (perturbation, trait) of an ``AuditResult``: each clip's edited − original score
-        (for a contrast ``A vs B``: A − B), the distribution behind the test's mean."""
+        """Per (perturbation, trait) of an ``AuditResult``: each candidate's edited − original score
+        (for a contrast ``A vs B``: A − B), the distribution behind the test's mean. A candidate is
+        a clip, or with people as the result's unit a person (the mean of their clips)."""
+        person_of = self.people(result.cluster) if getattr(result, "unit", "clip") == "person" else None
         out: dict[tuple[str, str], list[float]] = {}
         for t in result.tests:
             arm, _, base = (t.perturbation or "").partition(" vs ")
             before, after = self.scores(base or ORIGINAL, t.trait), self.scores(arm, t.trait)
-            out[(t.perturbation, t.trait)] = [after[c] - before[c] for c in sorted(after) if c in before]
+            diffs = {c: after[c] - before[c] for c in sorted(after) if c in before}
+            if person_of is not None:
+                pooled: dict[str, list[float]] = {}
+                for c, d in diffs.items():
+                    pooled.setdefault(person_of.get(c, f"(clip {c})"), []).append(d)
+                out[(t.perturbation, t.trait)] = [sum(v) / len(v) for _, v in sorted(pooled.items())]
+            else:
+                out[(t.perturbation, t.trait)] = list(diffs.values())
         return out
+
+    def people(self, column: str | None) -> dict[str, str]:
+        """Clip → the person it shows (``column`` of its metadata; a clip without one is its own)."""
+        return {c: (m.get(column) if column else None) or f"(clip {c})" for c, m in self.metadata().items()}
 
     def metadata(self) -> dict[str, dict[str, str]]:
         return {c: json.loads(m) for c, m in self.db.execute("SELECT clip_id, metadata FROM clips")}

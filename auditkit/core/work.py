@@ -9,7 +9,7 @@ calls are the same, the records are the same.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -31,12 +31,14 @@ DEFAULT_CALL_BYTES = 64 << 20
 
 @dataclass
 class Prepared:
-    """A clip decoded (or the reason it could not be) and, when an edit needs them, annotated."""
+    """A clip decoded (or the reason it could not be) and, when an edit needs them, annotated;
+    ``resampled``: for a control that samples other frames, offset → those frames (or why not)."""
 
     id: str
     clip: Clip | None
     error: str | None = None
     annotations: Annotations | None = None
+    resampled: dict[float, np.ndarray | str] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,12 +58,29 @@ def needs_annotation(clip_id: str, edits: Sequence[Perturbation], done: set[tupl
     return any(e.requires and (clip_id, e.name) not in done for e in edits)
 
 
+def resample_offsets(clip_id: str, edits: Sequence[Perturbation], done: set[tuple[str, str]]) -> tuple[float, ...]:
+    """The sampling offsets the controls still to be scored for this clip need decoded."""
+    return tuple(sorted({e.resample for e in edits if e.resample is not None and (clip_id, e.name) not in done}))
+
+
+def resampled_frames(frames: np.ndarray, num_frames: int, offset: float) -> np.ndarray:
+    """For a clip given as frames in memory: the same number of frames, arranged so that the
+    rater's uniform sample of ``num_frames`` lands on the positions ``offset`` intervals later."""
+    here = sample_indices(len(frames), num_frames)
+    later = sample_indices(len(frames), num_frames, offset)
+    out = frames.copy()
+    out[here] = frames[later]
+    return out
+
+
 def prepare(sources: Sequence[Clip | ClipSource], *, frames: int, max_side: int,
-            annotator: Annotator | None, annotate: Sequence[bool]) -> tuple[list[Prepared], dict[str, int]]:
-    """Decode each source and annotate those flagged; returns the annotator's stats increments."""
+            annotator: Annotator | None, annotate: Sequence[bool],
+            resample: Sequence[Sequence[float]] | None = None) -> tuple[list[Prepared], dict[str, int]]:
+    """Decode each source, annotate those flagged, and decode the other samples the controls
+    need; returns the annotator's stats increments."""
     before = dict(annotator.stats) if annotator is not None else {}
     out = []
-    for source, wanted in zip(sources, annotate):
+    for i, (source, wanted) in enumerate(zip(sources, annotate)):
         if isinstance(source, Clip):
             item = Prepared(source.id, source)
         else:
@@ -71,6 +90,19 @@ def prepare(sources: Sequence[Clip | ClipSource], *, frames: int, max_side: int,
                 item = Prepared(source.id, None, exc.reason)
         if item.clip is not None and wanted and annotator is not None:
             item.annotations = annotator.annotate_clip(item.clip)
+        for offset in (resample[i] if resample is not None else ()):
+            if item.clip is None:
+                continue
+            if isinstance(source, Clip):
+                item.resampled[offset] = resampled_frames(source.frames, frames, offset)
+                continue
+            try:
+                again = source.read(frames, max_side, offset=offset)
+            except ClipError as exc:
+                item.resampled[offset] = exc.reason
+                continue
+            item.resampled[offset] = (again.frames if again.frames.shape == item.clip.frames.shape
+                                      else f"the frames sampled {offset:g} interval later have another size")
         out.append(item)
     stats = {k: v - before.get(k, 0) for k, v in annotator.stats.items()} if annotator is not None else {}
     return out, stats
@@ -93,10 +125,17 @@ def rater_input(frames: torch.Tensor, spec: Any) -> torch.Tensor:
 
 
 def apply_edit(edit: Perturbation, clip: Clip, frames: torch.Tensor, annotations: Any, seed: int,
-               max_missing_face: float) -> torch.Tensor | str:
-    """The edited frames, or the reason the edit does not apply to this clip."""
+               max_missing_face: float, resampled: Mapping[float, np.ndarray | str] | None = None
+               ) -> torch.Tensor | str:
+    """The edited frames, or the reason the edit does not apply to this clip. A control that
+    samples other frames takes them from ``resampled`` (offset → frames, or why there are none)."""
     rng = np.random.default_rng(clip_seed(seed, clip.id, edit.name))
     try:
+        if edit.resample is not None:
+            other = (resampled or {}).get(edit.resample)
+            if isinstance(other, np.ndarray):
+                other = to_device(other, frames.device)
+            return edit(frames, annotations, rng=rng, resampled=other).frames
         return edit(frames, annotations, rng=rng, max_missing_face=max_missing_face).frames
     except NotApplicable as exc:
         return exc.reason
@@ -164,7 +203,7 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], edits: Sequence[Pertur
             if (clip.id, cond) in done:
                 continue
             edited = frames if edit is None else apply_edit(edit, clip, frames, item.annotations, seed,
-                                                            max_missing_face)
+                                                            max_missing_face, item.resampled)
             if isinstance(edited, str):
                 outcome.skipped.append((clip.id, cond, edited))
                 continue

@@ -69,16 +69,25 @@ class ClipSource:
     path: Path
     metadata: Mapping[str, str] = field(default_factory=dict)
 
-    def read(self, num_frames: int = DEFAULT_FRAMES, max_side: int = DEFAULT_MAX_SIDE) -> Clip:
+    def read(self, num_frames: int = DEFAULT_FRAMES, max_side: int = DEFAULT_MAX_SIDE,
+             offset: float = 0.0) -> Clip:
         return read_video(self.path, num_frames=num_frames, max_side=max_side,
-                          clip_id=self.id, metadata=self.metadata)
+                          clip_id=self.id, metadata=self.metadata, offset=offset)
 
 
-def sample_indices(total: int, num_frames: int) -> np.ndarray:
-    """Uniform positions over the whole clip; short clips repeat frames rather than fail."""
+def sample_indices(total: int, num_frames: int, offset: float = 0.0) -> np.ndarray:
+    """Uniform positions over the whole clip; short clips repeat frames rather than fail.
+
+    ``offset`` shifts every position by that many sampling intervals (0.5: half-way to the next
+    sampled frame), clamped to the last frame: a second look at the same clip, a moment later."""
     if total <= 0 or num_frames <= 0:
         raise ValueError("total and num_frames must be positive")
-    return np.round(np.linspace(0, total - 1, num_frames)).astype(int)
+    base = np.linspace(0, total - 1, num_frames)
+    if not offset:
+        return np.round(base).astype(int)
+    step = (total - 1) / (num_frames - 1) if num_frames > 1 else (total - 1)
+    # Halves round up here (np.round would send 0.5 back to 0, the frame it is meant to leave).
+    return np.floor(np.minimum(base + offset * step, total - 1) + 0.5).astype(int)
 
 
 def _open(path: Path):
@@ -96,7 +105,7 @@ def _open(path: Path):
 
 def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
                max_side: int = DEFAULT_MAX_SIDE, *, clip_id: str | None = None,
-               metadata: Mapping[str, str] | None = None) -> Clip:
+               metadata: Mapping[str, str] | None = None, offset: float = 0.0) -> Clip:
     """Decode ``num_frames`` frames spread uniformly over the video, downscaled so that the
     longer side is at most ``max_side``. Raises :class:`ClipError` with the reason."""
     import cv2
@@ -120,7 +129,7 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
 
     try:
         with quiet_stderr():  # FFmpeg's own complaints about a damaged stream; the ClipError says it once
-            return _read_video(path, num_frames, max_side, clip_id, metadata)
+            return _read_video(path, num_frames, max_side, clip_id, metadata, offset)
     except OSError as exc:  # unreadable, vanished, or a failing disk: one clip's problem, not the run's
         raise ClipError(path, f"cannot be read ({exc.strerror or exc})") from None
     except cv2.error as exc:
@@ -128,7 +137,7 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
 
 
 def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
-                metadata: Mapping[str, str] | None) -> Clip:
+                metadata: Mapping[str, str] | None, offset: float = 0.0) -> Clip:
     import cv2
 
     size = path.stat().st_size
@@ -153,7 +162,7 @@ def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
     if total == 0:
         raise ClipError(path, "contains no decodable frames")
 
-    wanted = sample_indices(total, num_frames)
+    wanted = sample_indices(total, num_frames, offset)
     unique = sorted(set(wanted.tolist()))
     decoded: dict[int, np.ndarray] = {}
     cap = _open(path)
