@@ -1,5 +1,6 @@
-"""``auditkit run | demo | perturb | report | dashboard | train``. Exit codes: 0 no test says shift, 1 a test
-says shift, 2 bad input or an output folder that cannot be written (read-only, full)."""
+"""``auditkit run | demo | perturb | report | dashboard | train``. Exit codes: 0 no test has a failing
+verdict (``--fail-on``, default shift and unstable), 1 one has, 2 bad input or an output folder that
+cannot be written (read-only, full), 3 an internal error (a bug: the traceback is printed)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Sequence
 
 from auditkit.app.run import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from auditkit.contract.errors import AuditkitError
+from auditkit.core.settings import PARAMS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,39 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="audit a rater on a folder of clips",
                          description="Score each clip and each edited copy with the rater, then "
                                      "judge the paired differences.")
-    run.add_argument("--rater", help="builtin:NAME, model.pt/.ts, model.onnx, file.py:name, pkg.mod:name, "
-                                     "https://vendor/endpoint or http:vendor.toml (credentials from an "
-                                     "environment variable)")
-    run.add_argument("--clips", help="folder of videos (default: the built-in sample clips)")
-    run.add_argument("--perturb", metavar="NAME[,NAME...]",
-                     help="edits to apply, e.g. lighting:dim,lighting:bright, or a family: lighting")
-    run.add_argument("--out", help="output folder (audit.json, report.html, results.sqlite, previews/)")
+    _settings(run, ("rater", "clips", "perturbations", "out"))
     _common(run)
     run.add_argument("--config", help="TOML file (auditkit.toml or pyproject.toml with [tool.auditkit]); "
                                       "default: one in the current folder")
-    run.add_argument("--margin", type=float, help="equivalence margin on the score scale (default 0.05)")
-    run.add_argument("--alpha", type=float, help="significance level (default 0.05)")
-    run.add_argument("--correction", choices=("holm", "bh", "bonferroni", "none"),
-                     help="multiple-testing correction across all tests (default holm)")
-    run.add_argument("--batch-size", type=int, help="clips per rater call (default 4)")
-    run.add_argument("--contrast", action="append", metavar="'A vs B'",
-                     help="also compare two edits directly, e.g. 'background:bookshelf vs "
-                          "background:plain' (repeatable)")
-    run.add_argument("--scenes", metavar="DIR", help="folder of background images for background:user")
-    run.add_argument("--shortlist-top", type=float, metavar="SHARE",
-                     help="decision impact: the share of clips shortlisted (default 0.25)")
-    run.add_argument("--shortlist-trait", metavar="TRAIT",
-                     help="decision impact: shortlist by this trait (default: the mean of all traits)")
-    run.add_argument("--max-missing-face", type=float, metavar="FRACTION",
-                     help="face edits skip a clip whose face is missing in more than this share "
-                          "of frames (default 0.5)")
-    run.add_argument("--executor", choices=("local", "ray"),
-                     help="where batches run: this machine (default) or a Ray cluster")
-    run.add_argument("--workers", type=int, metavar="N",
-                     help="local: processes decoding and annotating ahead of the rater (default 1, "
-                          "0 = none); ray: actors (default one per GPU, else one per two CPUs)")
-    run.add_argument("--ray-address", metavar="ADDR",
-                     help="an existing Ray cluster, e.g. ray://head:10001 (default: start a local one)")
+    _settings(run, ("margin", "alpha", "tolerance", "correction", "unit", "cluster", "fail_on", "retest",
+                    "batch_size", "contrasts", "scenes_dir", "shortlist_top", "shortlist_trait",
+                    "max_missing_face", "executor", "workers", "ray_address"))
 
     perturb = sub.add_parser("perturb", help="preview edits on one clip (original | edited)",
                              description="Apply edits to one video and write original and edited "
@@ -100,9 +76,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings(p: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """Command-line options for settings, from their one declaration (core.settings.PARAMS): the
+    values are checked by the settings' own rules, so a bad one reads the same as in a file."""
+    from auditkit.contract.params import Flag, Number, OneOf, Pairs
+
+    for name in names:
+        param = PARAMS[name]
+        rule = getattr(param.rule, "rule", param.rule)  # Maybe(rule): None means "not given" anyway
+        kwargs: dict = {"dest": name, "help": param.help}
+        if isinstance(rule, Flag):
+            kwargs.update(action="store_const", const=False)  # --no-NAME
+        elif isinstance(rule, Pairs):
+            kwargs.update(action="append", metavar=param.metavar)
+        elif isinstance(rule, OneOf):
+            kwargs.update(choices=rule.values)
+        else:
+            kwargs.update(metavar=param.metavar)
+            if isinstance(rule, Number):
+                kwargs["type"] = int if rule.integer else float
+            elif name == "margin":
+                kwargs["type"] = float  # a table per trait only in a file
+        p.add_argument(param.flag, **kwargs)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where edits and the rater run")
-    p.add_argument("--seed", type=int, help="seed for the edits' random parameters (default 0)")
+    _settings(p, ("device", "seed"))
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -142,22 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _config(args: argparse.Namespace):
-    from auditkit.app.config import AuditConfig
+    from auditkit.core.settings import AuditConfig
 
     base = AuditConfig.from_file(args.config) if args.config else (AuditConfig.discover(".") or AuditConfig())
-    perturb = getattr(args, "perturb", None)
-    return base.override(rater=getattr(args, "rater", None), clips=getattr(args, "clips", None),
-                         perturbations=perturb, out=args.out, device=args.device, seed=args.seed,
-                         margin=getattr(args, "margin", None), alpha=getattr(args, "alpha", None),
-                         correction=getattr(args, "correction", None),
-                         batch_size=getattr(args, "batch_size", None),
-                         contrasts=_contrasts(getattr(args, "contrast", None)),
-                         scenes_dir=getattr(args, "scenes", None),
-                         max_missing_face=getattr(args, "max_missing_face", None),
-                         shortlist_top=getattr(args, "shortlist_top", None),
-                         shortlist_trait=getattr(args, "shortlist_trait", None),
-                         executor=getattr(args, "executor", None), workers=getattr(args, "workers", None),
-                         ray_address=getattr(args, "ray_address", None))
+    given = {name: getattr(args, name) for name in PARAMS if hasattr(args, name)}
+    if "contrasts" in given:
+        given["contrasts"] = _contrasts(given["contrasts"])
+    return base.override(**given)
 
 
 def _contrasts(values: Sequence[str] | None) -> tuple[tuple[str, str], ...] | None:
@@ -301,9 +291,12 @@ def _perturb(args: argparse.Namespace) -> int:
     edits = _resolve_perturbations(args.perturb, scenes_dir=args.scenes)
     frames = torch.from_numpy(clip.frames)
     annotations = Annotator().annotate_clip(clip) if any(e.requires for e in edits) else None
+    # A control that samples other frames of the clip (control:retest) gets them decoded here.
+    resampled = {e.resample: read_video(args.clip, num_frames=args.frames, offset=e.resample).frames
+                 for e in edits if e.resample is not None}
     edited = {}
     for edit in edits:
-        result = apply_edit(edit, clip, frames, annotations, args.seed, DEFAULT_MAX_MISSING_FACE)
+        result = apply_edit(edit, clip, frames, annotations, args.seed, DEFAULT_MAX_MISSING_FACE, resampled)
         if isinstance(result, str):
             raise AuditkitError(f"{edit.name} does not apply to {args.clip}: {result}")
         edited[edit.name] = result.numpy()

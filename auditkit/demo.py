@@ -114,7 +114,7 @@ def run_demo(out: Path, config: DemoConfig, *, say: Callable[[str], None] = prin
              progress: bool = True) -> dict[str, Any]:
     """Train the biased rater, audit it, retrain with augmentation, audit again; write both runs
     under ``out/before`` and ``out/after`` and return the summary."""
-    from auditkit.app.config import AuditConfig
+    from auditkit.core.settings import AuditConfig
     from auditkit.app.run import execute
     from auditkit.contract.device import pick_device
     from auditkit.media.samples import sample_clips
@@ -189,30 +189,40 @@ def summarise(runs: dict[str, Any]) -> dict[str, Any]:
             continue
         planted = PLANTED.get(_family(t["perturbation"]), {}).get(t["trait"], 0.0)
         cells.append({"perturbation": t["perturbation"], "trait": t["trait"], "planted": planted,
-                      "before": {"mean_shift": t["mean_shift"], "verdict": t["verdict"]},
-                      "after": {"mean_shift": a["mean_shift"], "verdict": a["verdict"]}})
-    return {"cells": cells,
+                      "before": {k: t.get(k) for k in ("mean_shift", "share_moved", "verdict")},
+                      "after": {k: a.get(k) for k in ("mean_shift", "share_moved", "verdict")}})
+    return {"cells": cells, "unit": after.get("unit", "clip"), "n_subjects": after.get("n_subjects"),
+            "n_clips": after.get("n_clips"),
             "held_out": {k: {"mean_accuracy_fair_target": runs[k]["held_out"]["mean_accuracy_fair_target"],
                              "mean_accuracy_labels": runs[k]["held_out"]["mean_accuracy"]}
                          for k in runs},
             "dirs": {k: str(v["dir"]) for k, v in runs.items()}}
 
 
+def _cell(r: dict[str, Any]) -> tuple[str, str, str]:
+    share = r.get("share_moved")
+    return f"{r['mean_shift']:+.3f}", "n/a" if share is None else f"{100 * share:.0f}%", r["verdict"]
+
+
 def render_table(summary: dict[str, Any]) -> str:
-    """Before/after rows for every planted cell and every cell that says shift in either run."""
-    rows = [("edit", "trait", "planted", "before", "after")]
+    """Before/after rows for every planted cell and every cell that fails (shift or unstable) in
+    either run: the mean shift, the share of clips moved beyond the margin, the verdict."""
+    rows = [("edit", "trait", "planted", "before", "moved", "", "after", "moved", "")]
     for c in summary["cells"]:
         b, a = c["before"], c["after"]
-        if not c["planted"] and "shift" not in (b["verdict"], a["verdict"]):
+        if not c["planted"] and not {"shift", "unstable"} & {b["verdict"], a["verdict"]}:
             continue
-        fmt = lambda r: f"{r['mean_shift']:+.3f} {r['verdict']}"  # noqa: E731
         rows.append((c["perturbation"], c["trait"], f"{c['planted']:+.2f}" if c["planted"] else "",
-                     fmt(b), fmt(a)))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+                     *_cell(b), *_cell(a)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    h = summary["held_out"]
     lines.append("")
+    people = summary.get("n_subjects")
+    lines.append(f"unit of analysis: clips — the sample set holds {people} people in {summary.get('n_clips')} clips, "
+                 "too few people to judge people in general, so these verdicts are about these clips"
+                 if summary.get("unit") == "clip" else f"unit of analysis: people ({people})")
+    h = summary["held_out"]
     lines.append("held-out mean accuracy (1 - MAE) against the planted-free target: "
                  f"before {h['before']['mean_accuracy_fair_target']:.4f}, "
                  f"after {h['after']['mean_accuracy_fair_target']:.4f}")

@@ -328,6 +328,35 @@ def shifts(root: Path, name: str, result: AuditResult) -> pd.DataFrame:
     return _shifts(str(path), _store_stamp(path), key, frame)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _people(path: str, stamp: tuple, column: str | None) -> dict[str, str]:
+    store = Store.open_readonly(path)
+    try:
+        return store.people(column)
+    finally:
+        store.close()
+
+
+def people(root: Path, name: str, result: AuditResult) -> dict[str, str] | None:
+    """Clip → person, when the run's unit of analysis is the person (else ``None``)."""
+    if result.unit != "person":
+        return None
+    path = run_file(root, name, "results.sqlite")
+    if not path.is_file():
+        raise AuditkitError(f"{name}: no results.sqlite (per-clip scores are not available)")
+    return _people(str(path), _store_stamp(path), result.cluster)
+
+
+def per_candidate(clip_shifts: pd.DataFrame, person_of: dict[str, str] | None) -> pd.DataFrame:
+    """Shifts per candidate: the clips' own, or with people as the unit each person's mean (the
+    same grouping as ``Store.shifts``), labelled by the person."""
+    if person_of is None or not len(clip_shifts):
+        return clip_shifts
+    frame = clip_shifts.assign(clip_id=clip_shifts["clip_id"].map(lambda c: person_of.get(c, f"(clip {c})")))
+    return frame.groupby(["perturbation", "clip_id", "trait"], as_index=False, sort=True)[
+        ["before", "after", "shift"]].mean()
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
 def _thumb(path: str, stamp: tuple, clip_id: str, condition: str) -> bytes | None:
     try:

@@ -22,13 +22,16 @@ if TYPE_CHECKING:  # imported where used: the Overview opens without paying for 
     import pandas as pd
 
 from auditkit.contract.errors import AuditkitError
+from auditkit.core.report.format import (VERDICT_COLOUR, VERDICT_MARK, loa, margin_text, moved, pct,
+                                         retest_sentence, unit_sentence)
+from auditkit.core.report.format import num as fnum
+from auditkit.core.report.format import p as fp
 from auditkit.core.result import VERDICTS, AuditResult
 
 from . import data
 
 PAGES = ("Runs", "Overview", "Condition", "Clips", "Compare")
-MARK = {"shift": "⚠ shift", "invariant": "✓ invariant", "inconclusive": "? inconclusive"}
-VERDICT_COLOUR = {"shift": "#c0392b", "invariant": "#27ae60", "inconclusive": "#b7950b"}
+MARK = VERDICT_MARK
 SORTS = ("largest |shift| first", "most negative first", "most positive first", "clip id")
 # Diverging scale of the mean shift: blue down, red up, near-white near zero.
 _NEG, _MID, _POS = (33, 102, 172), (247, 247, 247), (178, 24, 43)
@@ -58,18 +61,6 @@ def seed(key: str, options: Sequence[Any], default: Any) -> None:
         return
     wanted = st.query_params.get(key)
     st.session_state[key] = wanted if wanted in options else default
-
-
-def fnum(value: Any, fmt: str = "+.3f") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return format(value, fmt)
-
-
-def fp(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def colour(value: Any, reach: float) -> tuple[str, str]:
@@ -115,19 +106,15 @@ def need_result(ctx: Ctx) -> AuditResult | None:
     return ctx.result
 
 
-def margin_text(result: AuditResult) -> str:
-    margins = sorted({t.margin for t in result.tests})
-    return ", ".join(f"±{m:g}" for m in margins) if margins else str(result.config.get("margin"))
-
-
 def condition_select(result: AuditResult) -> str:
     # One definition for the Condition and Clips pages, so both draw the same widget and the
     # choice survives a page switch.
     options = list(result.perturbations)
     seed("condition", options, options[0])
-    counts = {c: sum(t.verdict == "shift" for t in result.tests if t.perturbation == c) for c in options}
+    counts = {c: sum(t.verdict in ("shift", "unstable") for t in result.tests if t.perturbation == c)
+              for c in options}
     return st.selectbox("Condition (edit)", options, key="condition", on_change=_reset_clip,
-                        format_func=lambda c: f"{c}  ({counts.get(c, 0)} shift)")
+                        format_func=lambda c: f"{c}  ({counts.get(c, 0)} shift or unstable)")
 
 
 def _reset_clip() -> None:
@@ -179,15 +166,16 @@ def grid_html(result: AuditResult, run: str, *, edits: Sequence[str], traits: Se
             bg, fg = colour(t.mean_shift, reach)
             tip = (f"{edit} / {trait}: mean shift {fnum(t.mean_shift)}, CI [{fnum(t.ci_low)}, {fnum(t.ci_high)}], "
                    f"p adj {fp(t.p_adjusted)}, equiv p adj {fp(t.equivalence_p_adjusted)}, n {t.n}, "
-                   f"margin ±{t.margin:g}: {t.verdict}")
+                   f"moved beyond the margin {moved(t)}, margin ±{t.margin:g}: {t.verdict}")
             href = link(page="Condition", run=run, condition=edit, sort_trait=trait)
-            weight = "700" if t.verdict == "shift" else "400"
+            weight = "700" if t.verdict in ("shift", "unstable") else "400"
+            share = f" · {pct(t.share_moved)}" if t.share_moved is not None else ""
             cells.append(
                 f"<td data-verdict='{t.verdict}' style='background:{bg};padding:0;min-width:7.5rem;"
                 f"text-align:center;border-radius:4px'>"
                 f"<a href='{esc(href)}' title='{esc(tip)}' style='display:block;padding:6px 8px;color:{fg};"
                 f"text-decoration:none'><span style='font-weight:{weight}'>{fnum(t.mean_shift)}</span><br>"
-                f"<small>{MARK[t.verdict]}</small></a></td>")
+                f"<small>{MARK[t.verdict]}{share}</small></a></td>")
         out.append(f"<tr><th style='{th}'>{esc(edit)}</th>{''.join(cells)}</tr>")
     out.append("</table>")
     return "".join(out)
@@ -198,9 +186,12 @@ def legend_html(reach: float) -> str:
     bar = "".join(f"<span style='display:inline-block;width:22px;height:12px;background:{c}'></span>"
                   for c in stops)
     return (f"<div style='font-size:0.8rem;color:#444'>mean shift (edited − original): "
-            f"{fnum(-reach)} {bar} {fnum(reach)} &nbsp;·&nbsp; ⚠ shift: significant after correction "
-            f"&nbsp;·&nbsp; ✓ invariant: proven within ±margin &nbsp;·&nbsp; ? inconclusive: neither, "
-            f"not a pass &nbsp;·&nbsp; click a cell for its evidence</div>")
+            f"{fnum(-reach)} {bar} {fnum(reach)}, then the share of candidates moved beyond the margin "
+            f"&nbsp;·&nbsp; ⚠ shift: a systematic shift, significant after correction "
+            f"&nbsp;·&nbsp; ≋ unstable: more than the tolerated share of candidates moved beyond ±margin "
+            f"&nbsp;·&nbsp; ✓ invariant: the mean and the candidates proven within ±margin "
+            f"&nbsp;·&nbsp; ? inconclusive: none of these, not a pass "
+            f"&nbsp;·&nbsp; click a cell for its evidence</div>")
 
 
 def page_overview(ctx: Ctx) -> None:
@@ -211,14 +202,17 @@ def page_overview(ctx: Ctx) -> None:
     counts = result.counts()
     cfg = result.config
     st.caption(f"Rater `{result.rater.get('spec')}` ({str(result.rater.get('hash', ''))[:23]}), "
-               f"created {result.created or 'unknown'}; margin {margin_text(result)}, alpha {cfg.get('alpha')}, "
-               f"{cfg.get('correction')} correction")
-    cols = st.columns(5)
-    cols[0].metric("clips", result.n_clips)
+               f"created {result.created or 'unknown'}; margin {margin_text(result)}, tolerance "
+               f"{cfg.get('tolerance', 'n/a')}, alpha {cfg.get('alpha')}, {cfg.get('correction')} correction")
+    st.caption(unit_sentence(result) + (" " + retest_sentence(result) if retest_sentence(result) else ""))
+    cols = st.columns(6)
+    cols[0].metric("people" if result.unit == "person" else "clips",
+                   result.n_subjects if result.unit == "person" else result.n_clips)
     cols[1].metric("shift", counts["shift"])
-    cols[2].metric("invariant", counts["invariant"])
-    cols[3].metric("inconclusive", counts["inconclusive"])
-    cols[4].metric("skipped pairs", len(result.skipped))
+    cols[2].metric("unstable", counts["unstable"])
+    cols[3].metric("invariant", counts["invariant"])
+    cols[4].metric("inconclusive", counts["inconclusive"])
+    cols[5].metric("skipped pairs", len(result.skipped))
 
     edits_all = list(result.perturbations)
     families = list(dict.fromkeys(data.family(e) for e in edits_all))
@@ -255,25 +249,37 @@ def _tests_table(tests: Sequence[Any]) -> pd.DataFrame:
 
     return pd.DataFrame([{
         "trait": t.trait, "n": t.n, "mean shift": fnum(t.mean_shift),
-        "CI": f"[{fnum(t.ci_low)}, {fnum(t.ci_high)}]", "d_z": fnum(t.effect_size_dz, ".2f"),
+        "CI": f"[{fnum(t.ci_low)}, {fnum(t.ci_high)}]", "moved beyond margin": moved(t),
+        "retest moved": pct(t.retest_share_moved) if t.retest_share_moved is not None else "",
+        "limits of agreement": loa(t), "d_z": fnum(t.effect_size_dz, ".2f"),
         "p (t)": fp(t.p_value), "p adj": fp(t.p_adjusted), "p (Wilcoxon)": fp(t.wilcoxon_p),
-        "equiv p adj": fp(t.equivalence_p_adjusted), "margin": f"±{t.margin:g}", "verdict": MARK[t.verdict],
+        "equiv p adj": fp(t.equivalence_p_adjusted), "unstable p adj": fp(t.unstable_p_adjusted),
+        "stable p adj": fp(t.stable_p_adjusted), "margin": f"±{t.margin:g}", "verdict": MARK[t.verdict],
         "note": t.note} for t in tests])
 
 
 def needs_text(t: Any) -> str:
     """What would decide an inconclusive test, from the fields audit.json already holds."""
+    unit = "people" if t.unit == "person" else "clips"
     ci = f"[{fnum(t.ci_low)}, {fnum(t.ci_high)}]"
     inside = t.mean_shift is not None and abs(t.mean_shift) < t.margin
-    goal = (f"its CI {ci} must shrink inside ±{t.margin:g} to show invariance" if inside
-            else f"its shift of {fnum(t.mean_shift)} must become significant")
+    spread = t.share_moved is not None and t.tolerance is not None and t.share_moved > t.tolerance
+    if spread:
+        goal = (f"{pct(t.share_moved)} of candidates moved beyond ±{t.margin:g}, more than the tolerated "
+                f"{pct(t.tolerance)}: more {unit} would show whether that holds (unstable)")
+    elif inside:
+        goal = (f"its CI {ci} must shrink inside ±{t.margin:g}, and the candidates' spread must be shown to stay "
+                f"inside it (all but {pct(t.tolerance)}), to show invariance")
+    else:
+        goal = f"its shift of {fnum(t.mean_shift)} must become significant"
+    if t.n < 3:
+        return (f"**{t.trait}**: only {t.n} paired {unit}; at least 3 are needed before anything can be decided"
+                + (f" (about {t.n_needed} would decide it with 80% power)." if t.n_needed else "."))
     if t.n_needed:
         more = max(t.n_needed - t.n, 0)
-        return (f"**{t.trait}**: {goal}; about **{t.n_needed} clips** would decide it with 80% power "
+        return (f"**{t.trait}**: {goal}; about **{t.n_needed} {unit}** would decide it with 80% power "
                 f"(this run has {t.n}, so about {more} more).")
-    if t.n < 3:
-        return f"**{t.trait}**: only {t.n} paired clip(s); at least 3 are needed before anything can be decided."
-    return (f"**{t.trait}**: {goal}; no sample size up to 100,000 clips is expected to decide it "
+    return (f"**{t.trait}**: {goal}; no sample size up to 100,000 {unit} is expected to decide it "
             "(the mean shift sits about on the margin), so the margin or the edit needs a second look.")
 
 
@@ -283,9 +289,10 @@ def strip_chart(tests: Sequence[Any], clip_shifts: pd.DataFrame, traits: Sequenc
     import pandas as pd
 
     rows = pd.DataFrame([{"trait": t.trait, "lo": -t.margin, "hi": t.margin, "mean_shift": t.mean_shift,
-                          "ci_low": t.ci_low, "ci_high": t.ci_high, "verdict": t.verdict} for t in tests])
+                          "ci_low": t.ci_low, "ci_high": t.ci_high, "loa_low": t.loa_low, "loa_high": t.loa_high,
+                          "verdict": t.verdict} for t in tests])
     values = [abs(v) for v in clip_shifts["shift"]] if len(clip_shifts) else []
-    bounds = [abs(v) for v in rows[["lo", "ci_low", "ci_high"]].to_numpy().ravel().tolist()
+    bounds = [abs(v) for v in rows[["lo", "ci_low", "ci_high", "loa_low", "loa_high"]].to_numpy().ravel().tolist()
               if v is not None and not (isinstance(v, float) and math.isnan(v))]
     reach = max(values + bounds + [1e-6]) * 1.05
     x = alt.Scale(domain=[-reach, reach], nice=False)
@@ -293,14 +300,19 @@ def strip_chart(tests: Sequence[Any], clip_shifts: pd.DataFrame, traits: Sequenc
     colour_ = alt.Color("verdict:N", scale=alt.Scale(domain=list(VERDICTS),
                                                      range=[VERDICT_COLOUR[v] for v in VERDICTS]))
     band = alt.Chart(rows).mark_bar(color="#d8efd9", opacity=0.9).encode(
-        x=alt.X("lo:Q", scale=x, title="shift, edited − original (grey ticks: clips; bar: CI of the mean; "
-                                       "green band: ±margin)"), x2="hi:Q", y=y)
+        x=alt.X("lo:Q", scale=x, title="shift, edited − original (grey ticks: candidates; bar: CI of the mean; "
+                                       "coloured ticks: limits of agreement; green band: ±margin)"), x2="hi:Q", y=y)
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#888").encode(x=alt.X("x:Q", scale=x))
     layers = [band, zero]
     if len(clip_shifts):
         ticks = clip_shifts[["clip_id", "trait", "shift"]]
         layers.append(alt.Chart(ticks).mark_tick(color="#555", opacity=0.35, thickness=1).encode(
             x=alt.X("shift:Q", scale=x), y=y, tooltip=["clip_id", alt.Tooltip("shift:Q", format="+.4f")]))
+    limits = rows.dropna(subset=["loa_low", "loa_high"]).melt(id_vars=["trait", "verdict"],
+                                                             value_vars=["loa_low", "loa_high"], value_name="loa")
+    if len(limits):
+        layers.append(alt.Chart(limits).mark_tick(thickness=2, size=22).encode(
+            x=alt.X("loa:Q", scale=x), y=y, color=colour_, tooltip=["trait", alt.Tooltip("loa:Q", format="+.4f")]))
     ci = rows.dropna(subset=["ci_low", "ci_high"])
     layers.append(alt.Chart(ci).mark_rule(strokeWidth=4).encode(x=alt.X("ci_low:Q", scale=x), x2="ci_high:Q",
                                                                  y=y, color=colour_))
@@ -327,8 +339,8 @@ def histogram(clip_shifts: pd.DataFrame, traits: Sequence[str], bins: int = 30) 
         rows.append(pd.DataFrame({"trait": trait, "from": edges[:-1], "to": edges[1:], "clips": counts}))
     bars = pd.concat(rows, ignore_index=True)
     return alt.Chart(bars).mark_bar(color="#7a8ca3").encode(
-        x=alt.X("from:Q", title="per-clip shift", scale=alt.Scale(domain=[float(edges[0]), float(edges[-1])])),
-        x2="to:Q", y=alt.Y("clips:Q", title="clips"),
+        x=alt.X("from:Q", title="per-candidate shift", scale=alt.Scale(domain=[float(edges[0]), float(edges[-1])])),
+        x2="to:Q", y=alt.Y("clips:Q", title="candidates"),
         tooltip=[alt.Tooltip("from:Q", format="+.4f"), alt.Tooltip("to:Q", format="+.4f"), "clips:Q"],
     ).properties(width=170, height=110).facet(facet=alt.Facet("trait:N", sort=list(traits), title=None), columns=5)
 
@@ -344,19 +356,24 @@ def page_condition(ctx: Ctx) -> None:
     tests = [t for t in result.tests if t.perturbation == cond]
     skipped = [s for s in result.skipped if s.perturbation == cond]
     base, arm = data.arms(cond)
-    cols = st.columns(4)
-    cols[0].metric("N paired clips", max((t.n for t in tests), default=0))
+    unit = "people" if result.unit == "person" else "clips"
+    cols = st.columns(5)
+    cols[0].metric(f"N paired {unit}", max((t.n for t in tests), default=0))
     cols[1].metric("skipped pairs", len(skipped))
     cols[2].metric("margin", ", ".join(sorted({f"±{t.margin:g}" for t in tests})))
-    cols[3].metric("alpha / correction", f"{result.config.get('alpha')} / {result.config.get('correction')}")
-    st.caption(f"Per-clip shift = {arm} − {base}. Verdicts and numbers are those saved in audit.json.")
+    shares = [t.share_moved for t in tests if t.share_moved is not None]
+    cols[3].metric("most moved beyond it", pct(max(shares)) if shares else "n/a")
+    cols[4].metric("alpha / correction", f"{result.config.get('alpha')} / {result.config.get('correction')}")
+    st.caption(f"Shift = {arm} − {base}, per {'person (the mean of their clips)' if unit == 'people' else 'clip'}. "
+               "Verdicts and numbers are those saved in audit.json. " + unit_sentence(result))
 
     traits = [t.trait or "" for t in tests]
     try:
         frame = data.shifts(ctx.root, ctx.name or ".", result)
-        clip_shifts = frame[frame["perturbation"] == cond]
+        clip_shifts = data.per_candidate(frame[frame["perturbation"] == cond],
+                                         data.people(ctx.root, ctx.name or ".", result))
     except AuditkitError as exc:
-        st.warning(f"{exc}. The intervals below come from audit.json; the per-clip ticks need the store.")
+        st.warning(f"{exc}. The intervals below come from audit.json; the candidates' ticks need the store.")
         clip_shifts = pd.DataFrame(columns=["perturbation", "clip_id", "trait", "before", "after", "shift"])
     st.altair_chart(strip_chart(tests, clip_shifts, traits), width="stretch")
     if len(clip_shifts):
@@ -562,10 +579,10 @@ def page_compare(ctx: Ctx) -> None:
     left, right = st.columns(2)
     left.markdown(f"**Before: {data.display_name(ctx.root, other)}**  \nrater `{before.rater.get('spec')}`, "
                   f"{before.n_clips} clips, created {before.created}  \n"
-                  f"{cb['shift']} shift · {cb['invariant']} invariant · {cb['inconclusive']} inconclusive")
+                  + " · ".join(f"{cb[v]} {v}" for v in VERDICTS))
     right.markdown(f"**After: {ctx.label}**  \nrater `{after.rater.get('spec')}`, {after.n_clips} clips, "
                    f"created {after.created}  \n"
-                   f"{ca['shift']} shift · {ca['invariant']} invariant · {ca['inconclusive']} inconclusive")
+                   + " · ".join(f"{ca[v]} {v}" for v in VERDICTS))
     st.metric("verdicts that flipped", len(flipped))
     reach = max(reach_of(after), reach_of(before))
     st.html(compare_grid_html(frame, after, ctx.name or ".", reach))

@@ -26,15 +26,18 @@ CONTRAST = "lighting:dim vs lighting:bright"
 
 
 def _audit(out: Path, rater: str, sample_dir: Path, *extra: str) -> None:
+    # Clips as the unit: the sample set holds two people, too few to decide anything about people.
     code = main(["run", "--rater", rater, "--clips", str(sample_dir), "--perturb", EDITS,
-                 "--out", str(out), "--quiet", *extra])
+                 "--out", str(out), "--quiet", "--unit", "clip", *extra])
     assert code in (0, 1)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, sample_dir) -> Path:
-    """RUNS_DIR as `auditkit demo` lays it out, plus every kind of bad neighbour."""
+def runs(tmp_path_factory, sample_dir, jitter_rater_path) -> Path:
+    """RUNS_DIR as `auditkit demo` lays it out, a run of a rater that moves candidates both ways,
+    and every kind of bad neighbour."""
     root = tmp_path_factory.mktemp("runs")
+    _audit(root / "jittery", str(jitter_rater_path), sample_dir)
     _audit(root / "demo-1" / "before", "builtin:appearance", sample_dir, "--contrast", CONTRAST)
     _audit(root / "demo-1" / "after", "builtin:constant", sample_dir, "--contrast", CONTRAST)
 
@@ -135,8 +138,8 @@ def test_runs_page_lists_every_run_and_says_what_is_wrong(app, runs):
     _ok(at)
     table = _table(at, "shift verdicts")
     listed = set(table["run"])
-    assert {"demo-1/before", "demo-1/after", "older-frames", "broken-store", "no-tests", "broken-missing",
-            "broken-corrupt", "broken-old", "sneaky"} == listed
+    assert {"jittery", "demo-1/before", "demo-1/after", "older-frames", "broken-store", "no-tests",
+            "broken-missing", "broken-corrupt", "broken-old", "sneaky"} == listed
     assert "linked" not in listed  # a symbolic link to a folder is never followed
     rows = table.set_index("run")
     before = load_audit(runs / "demo-1" / "before" / "audit.json")
@@ -228,7 +231,8 @@ def test_overview_grid_is_the_saved_verdicts_with_filters(app, runs):
     assert f"{first.mean_shift:+.3f}" in grid
     assert [m.value for m in at.metric][:2] == [str(result.n_clips), str(result.counts()["shift"])]
 
-    assert at.multiselect(key="family").options == ["lighting", "contrasts"]
+    # Every audit holds the retest control (family "control") beside the edits and contrasts.
+    assert at.multiselect(key="family").options == ["lighting", "control", "contrasts"]
     at.multiselect(key="family").set_value(["contrasts"]).run()
     _ok(at)
     assert _html(at).count("data-verdict=") == len(result.traits)
@@ -276,7 +280,28 @@ def test_condition_page_shows_distribution_numbers_and_skips(app, runs):
     assert list(table["n"]) == [t.n for t in tests]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["N paired clips"] == str(max(t.n for t in tests)) and metrics["skipped pairs"] == "0"
-    assert any("Per-clip shift = lighting:dim − lighting:bright" in c.value for c in at.caption)
+    assert any("Shift = lighting:dim − lighting:bright, per clip" in c.value for c in at.caption)
+    assert list(table["moved beyond margin"]) == [views.moved(t) for t in tests]
+
+
+def test_unstable_verdicts_show_in_the_grid_and_the_condition(app, runs):
+    # The jittery rater moves candidates by ±0.4 with no direction: unstable, not shift.
+    at = app.run()
+    go(at, run="jittery", page="Overview")
+    _ok(at)
+    result = load_audit(runs / "jittery" / "audit.json")
+    unstable = [t for t in result.tests if t.verdict == "unstable"]
+    assert unstable and _html(at).count("data-verdict='unstable'") == len(unstable)
+    assert "≋ unstable" in _html(at)
+    assert {m.label: m.value for m in at.metric}["unstable"] == str(len(unstable))
+    assert any("control:retest" in c.value or "retest" in c.value for c in at.caption)
+    at.radio(key="page").set_value("Condition").run()
+    at.selectbox(key="condition").set_value(unstable[0].perturbation).run()
+    _ok(at)
+    table = _table(at, "moved beyond margin")
+    row = table.set_index("trait").loc[unstable[0].trait]
+    assert row["verdict"] == "≋ unstable" and row["moved beyond margin"] == views.moved(unstable[0])
+    assert row["limits of agreement"] == views.loa(unstable[0])
 
 
 def test_condition_opens_the_clips_sorted_by_a_trait(app):
@@ -298,7 +323,9 @@ def test_what_an_inconclusive_result_would_need():
     text = views.needs_text(t)
     assert f"about **{t.n_needed} clips**" in text and "this run has 4" in text
     few = paired_shift_test([0.5, 0.6], [0.5, 0.7], margin=0.05, trait="openness")
-    assert "at least 3" in views.needs_text(few)
+    assert "only 2 paired clips; at least 3" in views.needs_text(few)
+    moved = paired_shift_test([0.5] * 4, [0.51, 0.49, 0.58, 0.5], margin=0.05, trait="openness")
+    assert moved.verdict == "inconclusive" and "more than the tolerated 5%" in views.needs_text(moved)
 
 
 # --------------------------------------------------------------------------- Clips

@@ -35,23 +35,32 @@ def test_brief_training_learns_the_planted_bookshelf_effect(annotated_samples):
     assert history["epochs"][-1]["loss"] < history["epochs"][0]["loss"]
     rater = TorchRater(model, model.trait_names, model.input, name="planted")
     result = run_audit(rater, clips, ["background:bookshelf", "background:plain"],
-                       contrasts=[("background:bookshelf", "background:plain")])
+                       contrasts=[("background:bookshelf", "background:plain")], unit="clip", retest=False)
     test = result.test("background:bookshelf vs background:plain", "conscientiousness")
     assert test.verdict == "shift" and test.mean_shift > 0.05, test
 
 
 def test_table_lists_planted_cells_and_held_out_accuracy():
-    def audit(shift, verdict):
-        return {"tests": [{"perturbation": "background:bookshelf", "trait": "conscientiousness",
-                           "mean_shift": shift, "verdict": verdict},
+    def audit(shift, share, verdict):
+        return {"unit": "clip", "n_subjects": 2, "n_clips": 12,
+                "tests": [{"perturbation": "background:bookshelf", "trait": "conscientiousness",
+                           "mean_shift": shift, "share_moved": share, "verdict": verdict},
                           {"perturbation": "lighting:dim", "trait": "openness", "mean_shift": 0.0,
-                           "verdict": "invariant"}]}
+                           "share_moved": 0.0, "verdict": "invariant"},
+                          {"perturbation": "background:office", "trait": "openness", "mean_shift": 0.01,
+                           "share_moved": 0.5, "verdict": "unstable"}]}
 
-    runs = {"before": {"audit": audit(0.16, "shift"), "held_out": {"mean_accuracy_fair_target": 0.9,
-                                                                    "mean_accuracy": 0.8}, "dir": "b"},
-            "after": {"audit": audit(0.01, "invariant"), "held_out": {"mean_accuracy_fair_target": 0.92,
-                                                                      "mean_accuracy": 0.79}, "dir": "a"}}
+    runs = {"before": {"audit": audit(0.16, 1.0, "shift"), "held_out": {"mean_accuracy_fair_target": 0.9,
+                                                                         "mean_accuracy": 0.8}, "dir": "b"},
+            "after": {"audit": audit(0.01, 0.0, "invariant"), "held_out": {"mean_accuracy_fair_target": 0.92,
+                                                                           "mean_accuracy": 0.79}, "dir": "a"}}
     table = render_table(summarise(runs))
-    assert "background:bookshelf  conscientiousness  +0.15    +0.160 shift" in table
-    assert "lighting:dim" not in table  # neither planted nor shifted
+    lines = table.splitlines()
+    assert lines[0].split() == ["edit", "trait", "planted", "before", "moved", "after", "moved"]
+    row = next(line for line in lines if line.startswith("background:bookshelf")).split()
+    assert row == ["background:bookshelf", "conscientiousness", "+0.15", "+0.160", "100%", "shift",
+                   "+0.010", "0%", "invariant"]
+    assert "lighting:dim" not in table  # neither planted nor failing
+    assert "background:office" in table  # unstable in both runs
+    assert "unit of analysis: clips — the sample set holds 2 people in 12 clips" in table
     assert "before 0.9000, after 0.9200" in table

@@ -32,7 +32,7 @@ def test_impact_ratio_is_each_groups_rate_over_the_best():
 
 def test_audit_json_carries_impact_and_groups(sample_dir, brightness_rater_path):
     result = run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim", "lighting:bright"],
-                       shortlist=ShortlistRule(top=0.25, trait="openness"))
+                       shortlist_top=0.25, shortlist_trait="openness", retest=False)
     assert result.impact["size"] == 3 and result.impact["rule"] == "top 25% by openness"
     # Brightness drives openness: dimming drops shortlisted clips, brightening lifts others in.
     assert result.impact["edits"]["lighting:dim"]["left"] and result.impact["edits"]["lighting:bright"]["entered"]
@@ -44,7 +44,7 @@ def test_audit_json_carries_impact_and_groups(sample_dir, brightness_rater_path)
     assert "shortlist (top 25% by openness, 3 clips): lighting:dim: 0 enter" in text
     assert "groups by framing" in text
     with pytest.raises(ConfigError, match="unknown trait 'charm'"):
-        run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim"], shortlist=ShortlistRule(trait="charm"))
+        run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim"], shortlist_trait="charm")
 
 
 def test_an_unmoved_score_never_changes_side_on_a_tie():

@@ -186,6 +186,13 @@ def test_the_graph_sees_every_folder_of_the_package(graph):
     assert "auditkit.perturbations.annotate" in graph["auditkit.core.work"]
 
 
+def test_every_package_is_installed(graph):
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = {name for name, path in modules().items() if path.name == "__init__.py"}
+    assert found == listed, f"pyproject.toml packages: missing {sorted(found - listed)}, extra {sorted(listed - found)}"
+
+
 def test_imports_point_down_the_layers(graph):
     assert violations(graph) == []
 

@@ -23,7 +23,7 @@ import auditkit.core.engine  # noqa: F401
 import auditkit.core.report  # noqa: F401
 import auditkit.perturbations  # noqa: F401
 from auditkit import stats
-from auditkit.pytest_plugin import _rejudge, assert_invariant, assert_no_shift
+from auditkit.pytest_plugin import assert_invariant, assert_no_shift
 from auditkit.core.result import AuditResult
 from auditkit.media.video import write_video
 
@@ -52,12 +52,14 @@ def tiny_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def project(pytester: pytest.Pytester, rater: Path | str, clips: Path, *,
-            edits: str = '["lighting:dim", "lighting:bright"]', extra: str = "") -> None:
+            edits: str = '["lighting:dim", "lighting:bright"]', extra: str = "", retest: bool = False) -> None:
+    # Without the retest control unless a test is about it: the plugin's tests count conditions.
     pytester.makepyprojecttoml(textwrap.dedent(f"""
         [tool.auditkit]
         rater = "{rater}"
         clips = "{clips}"
         perturbations = {edits}
+        retest = {str(retest).lower()}
         {extra}
     """))
 
@@ -86,7 +88,7 @@ SUITE = """
 
 def test_entry_point_registers_the_plugin():
     found = [ep for ep in entry_points(group="pytest11") if ep.name == "auditkit"]
-    assert [ep.value for ep in found] == ["auditkit.pytest_plugin"]
+    assert [ep.value for ep in found] == ["auditkit.pytest_plugin.plugin"]
 
 
 def test_invariant_rater_passes_and_the_summary_lists_every_verdict(pytester, constant_rater_path,
@@ -104,7 +106,8 @@ def test_invariant_rater_passes_and_the_summary_lists_every_verdict(pytester, co
     for pert in ("lighting:dim", "lighting:bright"):
         for trait in TRAITS:
             result.stdout.re_match_lines([rf"^{pert}\s+{trait}\s+6\s+\+0\.000\s.*\sinvariant$"])
-    assert "10 tests on 6 clips: 0 shift, 10 invariant, 0 inconclusive" in out
+    assert "10 tests on 6 clips: 0 shift, 0 unstable, 10 invariant, 0 inconclusive" in out
+    assert "Unit of analysis: clips (the clips carry no subject_id column)" in out
     # The suite has no [audit] table of its own: it shares the project's audit, which ran once.
     assert out.count("project audit: rater") == 1 and "suite " not in out
     report = pytester.path / "out"
@@ -122,9 +125,11 @@ def test_biased_rater_fails_with_the_table_and_hides_the_helper(pytester, bright
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([
         "E  *AssertionError: assert_invariant: 10 of 10 tests not invariant for lighting (6 clips, *",
-        "E  *perturbation * trait * n * shift * 95% CI * p adj * equiv p adj * margin * verdict",
-        "E  *lighting:dim * openness * 6 * -0.* [[]-0.*, -0.*[]] * <0.001 * SHIFT * <- fails",
-        "E  *AssertionError: assert_no_shift: 1 of 1 tests shift for lighting:dim (6 clips, *",
+        "E  *perturbation * trait * n * shift * 95% CI * p adj * moved beyond margin * limits of agreement * "
+        "margin * verdict",
+        "E  *lighting:dim * openness * 6 * -0.* [[]-0.*, -0.*[]] * <0.001 * *% [[]*%, *%[]] * [[]-0.*, -0.*[]] * "
+        "SHIFT * <- fails",
+        "E  *AssertionError: assert_no_shift: 1 of 1 tests shift or unstable for lighting:dim (6 clips, *",
         "E  *trait * n * shift * 95% CI *",
         "E  *conscientiousness * 6 * +0.* SHIFT * <- fails",
     ])
@@ -142,11 +147,13 @@ def test_declarative_items_fail_by_name_with_a_one_row_table(pytester, brightnes
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines([
         "*_ lighting:dim / conscientiousness _*",
-        "lighting:dim / conscientiousness: expected invariant, got SHIFT: shift +0.* p adj <0.001, margin 0.05",
-        "trait * n * shift * 95% CI * p adj * equiv p adj * margin * verdict",
+        "lighting:dim / conscientiousness: expected invariant, got SHIFT: shift +0.* p adj <0.001, moved *, "
+        "margin 0.05",
+        "trait * n * shift * 95% CI * p adj * moved beyond margin * limits of agreement * margin * verdict",
         "conscientiousness * 6 * +0.* SHIFT * <- fails",
-        "the edit moves this trait's score (significant after correction)",
-        "suite fairness.audit.toml, expect[[]0]; audit: 6 clips, alpha 0.05, holm correction, rater *",
+        "the mean shift is significant after correction and not proven smaller than the margin",
+        "suite fairness.audit.toml, expect[[]0]; audit: 6 clips, alpha 0.05, tolerance 0.05, holm correction, "
+        "rater *",
     ])
     result.stdout.fnmatch_lines([
         "FAILED fairness.audit.toml::lighting:dim / conscientiousness - expected invariant, got SHIFT*",
@@ -205,7 +212,7 @@ def test_assert_no_shift_passes_inconclusive_and_the_summary_lists_it(pytester):
 
         def test_unsure():
             before = np.zeros(5)
-            after = np.array([0.3, -0.2, 0.25, -0.3, 0.1])
+            after = np.array([0.03, -0.04, 0.06, -0.01, 0.02])
             test = stats.paired_shift_test(before, after, margin=0.05, perturbation="glasses:thick",
                                            trait="openness")
             assert test.verdict == "inconclusive"
@@ -362,7 +369,7 @@ def test_config_file_option_and_device_option(pytester, constant_rater_path, tin
 
 BROKEN_SUITES = [
     ("[[expect]]\nperturbation = \"lighting:dim\"\nverdict = \"fair\"\n",
-     'expect[0].verdict must be "invariant" or "no-shift", got \'fair\''),
+     "expect[0].verdict must be one of invariant, no-shift, got 'fair'"),
     ("[[expect]]\nperturbation = \"glasses:thick\"\n",
      "expect[0].perturbation: 'glasses:thick' is not audited (audited: lighting:dim, lighting:bright)"),
     ("[[expect]]\nperturbation = \"lighting:dim\"\ntraits = [\"honesty\"]\n",
@@ -399,35 +406,72 @@ def test_invalid_suites_are_collection_errors_naming_file_and_key(pytester, cons
 
 
 # --------------------------------------------------------------------------- helpers, directly
-def _result(diffs: dict[tuple[str, str], np.ndarray], *, margin: float = 0.05,
-            correction: str = "holm") -> AuditResult:
-    tests = [stats.paired_shift_test(np.zeros(d.size), d, margin=margin, perturbation=p, trait=t)
+def _saved(folder: Path, diffs: dict[tuple[str, str], np.ndarray], *, margin: float = 0.05,
+           correction: str = "holm") -> Path:
+    """A run on disk as ``auditkit run`` leaves it: results.sqlite with each clip's scores, and the
+    audit.json judged from them. Returns the path of audit.json."""
+    from auditkit.core import engine
+    from auditkit.core.store import ORIGINAL, Store
+
+    folder.mkdir(parents=True, exist_ok=True)
+    traits = tuple(dict.fromkeys(t for _, t in diffs))
+    n = len(next(iter(diffs.values())))
+    db = Store(folder / "results.sqlite")
+    db.bind({"rater_hash": "test", "traits": list(traits)})
+    for i in range(n):
+        db.add_clip(f"c{i:02d}", path=None, content_hash=f"h{i}", frames=1, fps=1.0, metadata={})
+        db.add_scores(f"c{i:02d}", ORIGINAL, traits, [0.5] * len(traits))
+    for (pert, trait), d in diffs.items():
+        for i, x in enumerate(d):
+            db.db.execute("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)", (f"c{i:02d}", pert, trait, 0.5 + x))
+    db.commit()
+    draft = [stats.paired_shift_test(np.zeros(d.size), d, margin=margin, perturbation=p, trait=t)
              for (p, t), d in diffs.items()]
-    return AuditResult(rater={"spec": "test"}, traits=tuple(dict.fromkeys(t for _, t in diffs)),
-                       n_clips=12, config={"alpha": 0.05, "correction": correction},
-                       tests=stats.correct(tests, method=correction))
+    skeleton = AuditResult(rater={"spec": "test"}, traits=traits, n_clips=n,
+                           config={"alpha": 0.05, "correction": correction, "tolerance": 0.05}, tests=tuple(draft))
+    result = engine.rejudge(db, skeleton, {})
+    db.close()
+    (folder / "audit.json").write_text(json.dumps(result.to_dict()))
+    return folder / "audit.json"
+
+
+def _load(path: Path) -> AuditResult:
+    return AuditResult.from_dict(json.loads(path.read_text()))
 
 
 @pytest.fixture
-def mixed() -> AuditResult:
+def mixed(tmp_path) -> Path:
     rng = np.random.default_rng(0)
-    return _result({("glasses:thick", "openness"): 0.08 + rng.normal(0, 0.01, 12),
-                    ("glasses:thick", "neuroticism"): rng.normal(0, 0.005, 12),
-                    ("lighting:dim", "openness"): rng.normal(0, 0.02, 12),
-                    ("lighting:dim", "neuroticism"): rng.normal(0.001, 0.002, 12)})
+    return _saved(tmp_path / "mixed", {("glasses:thick", "openness"): 0.08 + rng.normal(0, 0.005, 30),
+                                       ("glasses:thick", "neuroticism"): rng.normal(0, 0.005, 30),
+                                       ("lighting:dim", "openness"): rng.normal(0, 0.015, 30),
+                                       ("lighting:dim", "neuroticism"): rng.normal(0.001, 0.002, 30)})
 
 
-def test_helpers_select_by_family_and_trait(mixed, tmp_path):
-    assert_invariant(mixed, "glasses:thick", traits="neuroticism")
-    assert_no_shift(mixed, "lighting")
+def test_helpers_select_by_family_and_trait(mixed):
+    result = _load(mixed)
+    assert_invariant(result, "glasses:thick", traits="neuroticism")
+    assert_no_shift(result, "lighting")
     with pytest.raises(AssertionError, match=r"1 of 2 tests not invariant for glasses"):
-        assert_invariant(mixed, "glasses")
-    with pytest.raises(AssertionError, match="1 of 4 tests shift for all perturbations"):
-        assert_no_shift(mixed)
-    path = tmp_path / "audit.json"
-    path.write_text(json.dumps(mixed.to_dict()))
-    assert_invariant(str(path), "glasses:thick", traits=["neuroticism"])
-    assert_invariant(mixed.to_dict(), "lighting:dim", traits="neuroticism")
+        assert_invariant(result, "glasses")
+    with pytest.raises(AssertionError, match="1 of 4 tests shift or unstable for all perturbations"):
+        assert_no_shift(result)
+    assert_invariant(str(mixed), "glasses:thick", traits=["neuroticism"])
+    assert_invariant(result.to_dict(), "lighting:dim", traits="neuroticism")
+
+
+def test_an_unstable_edit_fails_both_helpers_with_the_share_moved(tmp_path):
+    # Mean zero, but every candidate moved by ±0.2: not a shift, yet nobody may call it invariant.
+    rng = np.random.default_rng(1)
+    path = _saved(tmp_path / "wild", {("background:bookshelf", "openness"): rng.choice([-0.2, 0.2], 40)
+                                      + rng.normal(0, 0.01, 40)})
+    assert _load(path).tests[0].verdict == "unstable"
+    with pytest.raises(AssertionError) as info:
+        assert_invariant(path, "background:bookshelf")
+    text = str(info.value)
+    assert "UNSTABLE" in text and "moved beyond margin" in text and "100% [" in text and "limits of agreement" in text
+    with pytest.raises(AssertionError, match="1 of 1 tests shift or unstable"):
+        assert_no_shift(path, "background")
 
 
 def test_helpers_refuse_what_the_audit_does_not_have(mixed):
@@ -436,35 +480,40 @@ def test_helpers_refuse_what_the_audit_does_not_have(mixed):
         assert_invariant(mixed, "background:plain")
     with pytest.raises(AssertionError, match="'honesty' is not a trait of this audit"):
         assert_no_shift(mixed, "glasses", traits="honesty")
-    with pytest.raises(ValueError, match="margin for 'openness' must be a positive number"):
+    with pytest.raises(ValueError, match="margin must be a positive number"):
         assert_invariant(mixed, "lighting", traits="openness", margin=0)
-    with pytest.raises(ValueError, match="no value for trait 'openness' and no 'default'"):
-        assert_invariant(mixed, "lighting", margin={"neuroticism": 0.1})
+    with pytest.raises(ValueError, match=r"unknown trait\(s\) \['honesty'\]"):
+        assert_invariant(mixed, "lighting", margin={"honesty": 0.1})
+    with pytest.raises(ValueError, match="needs the run's scores"):
+        assert_invariant(_load(mixed), "lighting", margin=0.1)  # a bare result: no store to read
     with pytest.raises(TypeError, match="result must be an AuditResult"):
         assert_invariant(42, "lighting")
 
 
 def test_margin_rejudges_against_the_whole_family(mixed):
-    # The audit's own margin reproduces the audit's verdicts and adjusted p-values exactly.
-    again = _rejudge(mixed, list(mixed.tests), 0.05)
-    for before, after in zip(mixed.tests, again):
-        assert after.verdict == before.verdict
-        assert after.equivalence_p_adjusted == pytest.approx(before.equivalence_p_adjusted, rel=1e-9)
     # A shift of about 0.08 is invariant within 0.2, and a tiny shift is not within 0.0005.
     assert_invariant(mixed, "glasses:thick", traits="openness", margin=0.2)
     with pytest.raises(AssertionError, match="not invariant") as info:
         assert_invariant(mixed, "lighting:dim", traits="neuroticism", margin=0.0005)
     assert "0.0005" in str(info.value)
-    # Per-trait margins with a default.
+    # Per-trait margins with a default; a trait the table does not name keeps the audit's margin.
     assert_invariant(mixed, "glasses", margin={"default": 0.05, "openness": 0.2})
+    assert_invariant(mixed, "glasses", margin={"openness": 0.2})
 
 
-def test_margin_matches_an_audit_run_at_that_margin():
+def test_margin_matches_an_audit_run_at_that_margin(tmp_path):
+    from auditkit.pytest_plugin.asserts import rejudge
+
     rng = np.random.default_rng(1)
-    diffs = {(p, t): rng.normal(mu, 0.02, 12)
+    diffs = {(p, t): rng.normal(mu, 0.01, 40)
              for p, mu in (("a", 0.0), ("b", 0.03), ("c", 0.06)) for t in ("x", "y")}
-    wide, narrow = _result(diffs, margin=0.1), _result(diffs, margin=0.04)
-    for mine, theirs in zip(_rejudge(narrow, list(narrow.tests), 0.1), wide.tests):
-        assert (mine.verdict, mine.margin) == (theirs.verdict, theirs.margin)
-        assert mine.equivalence_p_adjusted == pytest.approx(theirs.equivalence_p_adjusted, rel=1e-9)
-        assert mine.n_needed == theirs.n_needed
+    wide = _load(_saved(tmp_path / "wide", diffs, margin=0.1))
+    narrow_path = _saved(tmp_path / "narrow", diffs, margin=0.04)
+    narrow = _load(narrow_path)
+    mine = rejudge(narrow, list(narrow.tests), 0.1, store=narrow_path.parent / "results.sqlite")
+    for ours, theirs in zip(mine, wide.tests):
+        assert (ours.verdict, ours.margin) == (theirs.verdict, theirs.margin)
+        assert ours.equivalence_p_adjusted == pytest.approx(theirs.equivalence_p_adjusted, rel=1e-9)
+        assert ours.stable_p_adjusted == pytest.approx(theirs.stable_p_adjusted, rel=1e-9)
+        assert ours.share_moved == theirs.share_moved and ours.n_needed == theirs.n_needed
+    assert {t.verdict for t in wide.tests} != {t.verdict for t in narrow.tests}  # the margin mattered

@@ -16,7 +16,8 @@ from auditkit.core.report import render_html, render_junit, render_markdown
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, sample_dir, brightness_rater_path):
     folder = tmp_path_factory.mktemp("audit")
-    result = run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim", "lighting:warm"], margin=0.2)
+    result = run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim", "lighting:warm"], margin=0.2,
+                       unit="clip", retest=False)
     (folder / "audit.json").write_text(json.dumps(result.to_dict(), indent=2))
     return folder, result
 
@@ -37,7 +38,7 @@ def test_markdown_and_junit_carry_every_test(saved):
     failed = {(c.get("classname"), c.get("name")) for c in cases if c.find("failure") is not None}
     assert failed == shifted and shifted
     verdicts = {c.find("properties/property[@name='verdict']").get("value") for c in cases}
-    assert verdicts <= {"shift", "invariant", "inconclusive"}
+    assert verdicts <= {"shift", "unstable", "invariant", "inconclusive"}
 
 
 def test_rendering_twice_gives_identical_bytes(saved, tmp_path):
@@ -61,7 +62,7 @@ def test_previews_come_only_from_the_audit_folder(saved, tmp_path):
 
 
 @pytest.mark.parametrize("mutate,fragment", [
-    (lambda d: d.update(schema_version=2), "field 'schema_version' is 2, newer than"),
+    (lambda d: d.update(schema_version=3), "field 'schema_version' is 3, newer than"),
     (lambda d: d.pop("traits"), "field 'traits' is missing"),
     (lambda d: d["tests"][0].pop("margin"), "tests[] lacks field 'margin'"),
 ])
@@ -88,8 +89,10 @@ def test_html_has_the_verdict_grid_condition_plots_data_and_limitations(saved):
     page = render_html(result)
     assert "<h2>Verdicts</h2>" in page and page.count("<th class='l'>lighting:") == 2
     assert page.count("<svg") == 2  # one CI plot per condition, against the margin band
-    assert "paired clips, 0 pair(s) skipped" in page
+    assert "N = 12 clips, 0 pair(s) skipped" in page
     assert "<h2>Method and limitations</h2>" in page and "12 scored" in page
+    assert "Unit of analysis: clips, by choice (2 people in 12 clips)" in page
+    assert "exact binomial test" in page and "ISO 16269-6" in page
     # Self-contained: nothing in it would load from anywhere.
     stripped = page.replace("http://www.w3.org/2000/svg", "").replace("http-equiv", "")
     assert "http" not in stripped and "<script" not in stripped and "src='/" not in stripped
@@ -100,7 +103,7 @@ def test_html_draws_each_clips_shift_from_the_store(sample_dir, brightness_rater
 
     db = tmp_path / "results.sqlite"
     result = run_audit(str(brightness_rater_path), sample_dir, ["lighting:dim", "lighting:bright"],
-                       contrasts=[("lighting:bright", "lighting:dim")], store=db)
+                       contrasts=[("lighting:bright", "lighting:dim")], store=db, unit="clip", retest=False)
     with Store(db) as store:
         shifts = store.shifts(result)
     assert all(len(v) == 12 for v in shifts.values()) and len(shifts) == 15

@@ -23,9 +23,7 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
     # Imported here: the dashboard reads saved runs through this module without loading torch.
     from auditkit.contract.device import pick_device
     from auditkit.core.engine import _resolve_perturbations, run_audit
-    from auditkit.core.impact import ShortlistRule
-    from auditkit.core.report import render_html, render_text
-    from auditkit.core.store import Store
+    from auditkit.core.report import render_text
     from auditkit.media.clips import discover
     from auditkit.media.samples import sample_clips
     from auditkit.raters import load_rater
@@ -33,6 +31,14 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
     # Everything the user gave is checked before anything is written.
     clips_dir = Path(config.clips) if config.clips else sample_clips()
     sources = discover(clips_dir)
+    record = {"rater": config.rater, "clips": str(clips_dir)}
+    if not config.clips and config.unit == "auto":
+        # Two people in twelve clips: with people as the unit nothing could be decided, so the
+        # sample set is audited clip by clip, and the report says what that means.
+        config = config.override(source="the built-in sample clips", unit="clip")
+        people = len({s.metadata.get(config.cluster) for s in sources})
+        record["unit_why"] = (f"the built-in sample clips hold {people} people in {len(sources)} clips, too few "
+                              "people to judge people in general")
     edits = _resolve_perturbations(list(config.perturbations), scenes_dir=config.scenes_dir)
     device = pick_device(config.device)
     rater = load_rater(config.rater, device=device)
@@ -45,18 +51,11 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
     except OSError as exc:
         raise AuditkitError(f"{out}: cannot write the output folder ({exc.strerror})") from None
     store_path = out / "results.sqlite"
+    if config.workers is None and config.executor == "local":
+        config = config.override(source="defaults", workers=1)  # the command line overlaps annotation by default
     try:
-        result = run_audit(rater, sources, edits, margin=config.margin, alpha=config.alpha,
-                           correction=config.correction, batch_size=config.batch_size,
-                           device=str(device), seed=config.seed, max_side=config.max_side,
-                           store=store_path, progress=not quiet,
-                           contrasts=config.contrasts, scenes_dir=config.scenes_dir,
-                           max_missing_face=config.max_missing_face,
-                           shortlist=ShortlistRule(config.shortlist_top, config.shortlist_trait,
-                                                   dict(config.shortlist_weights)),
-                           config={"rater": config.rater, "clips": str(clips_dir)},
-                           executor=config.executor, ray_address=config.ray_address,
-                           workers=1 if config.workers is None and config.executor == "local" else config.workers)
+        result = run_audit(rater, sources, edits, settings=config, store=store_path, progress=not quiet,
+                           record=record)
     except (OSError, sqlite3.Error) as exc:
         raise cannot_write(exc, store_path, store_path) from None
 
@@ -65,10 +64,7 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
                             f"{store_path}, table skipped)")
     try:
         previews = write_previews(result, sources, edits, out / "previews", config)
-        write_text(out / "audit.json", json.dumps(result.to_dict(), indent=2) + "\n")
-        with Store(store_path) as store:
-            shifts = store.shifts(result)
-        write_text(out / "report.html", render_html(result, previews, shifts=shifts))
+        write_run(result, out, store=store_path, previews=previews)
     except (OSError, sqlite3.Error) as exc:
         raise cannot_write(exc, out, store_path) from None
     if echo:
@@ -78,7 +74,28 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
     if few:
         print(f"auditkit: warning: {len(few)} test(s) have fewer than 3 paired clips and decide "
               "nothing (see skipped)", file=sys.stderr)
-    return EXIT_SHIFT if result.any_shift else EXIT_OK
+    return EXIT_SHIFT if result.failing(config.fail_on) else EXIT_OK
+
+
+def write_run(result, out: Path, *, store: Path | None = None, previews: dict | None = None,
+              text: bool = False) -> None:
+    """A result's ``audit.json`` and ``report.html`` (with each candidate's shift from ``store``,
+    and ``report.txt`` when asked) in ``out``, each written atomically."""
+    from auditkit.core.report import render_html, render_text
+    from auditkit.core.store import Store
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "audit.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    shifts = {}
+    if store is not None and Path(store).is_file():
+        db = Store.open_readonly(store)
+        try:
+            shifts = db.shifts(result)
+        finally:
+            db.close()
+    write_text(out / "report.html", render_html(result, previews, shifts=shifts))
+    if text:
+        write_text(out / "report.txt", render_text(result) + "\n")
 
 
 def load_audit(path: str | Path):

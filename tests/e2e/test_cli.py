@@ -31,11 +31,12 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 def test_run_writes_everything_and_exits_1_on_shift(tmp_path, sample_dir, brightness_rater_path):
     out = tmp_path / "run"
     proc = run("run", "--rater", str(brightness_rater_path), "--clips", str(sample_dir),
-               "--perturb", "lighting:dim,lighting:bright", "--out", str(out), "--quiet")
+               "--perturb", "lighting:dim,lighting:bright", "--out", str(out), "--quiet", "--unit", "clip",
+               "--no-retest")
     assert proc.returncode == 1, proc.stderr
     assert "SHIFT" in proc.stdout and "10 tests on 12 clips: 10 shift" in proc.stdout
     data = json.loads((out / "audit.json").read_text())
-    assert data["schema_version"] == 1 and len(data["tests"]) == 10 and data["skipped"] == []
+    assert data["schema_version"] == 2 and len(data["tests"]) == 10 and data["skipped"] == []
     assert {t["verdict"] for t in data["tests"]} == {"shift"}
     assert (out / "results.sqlite").stat().st_size > 0
     assert sorted(p.name for p in (out / "previews").iterdir()) == ["lighting_bright.png", "lighting_dim.png"]
@@ -46,9 +47,9 @@ def test_run_writes_everything_and_exits_1_on_shift(tmp_path, sample_dir, bright
 def test_run_exits_0_when_nothing_shifts_and_progress_goes_to_stderr(tmp_path, sample_dir,
                                                                      constant_rater_path):
     proc = run("run", "--rater", str(constant_rater_path), "--clips", str(sample_dir),
-               "--perturb", "lighting", "--out", str(tmp_path / "c"))
+               "--perturb", "lighting", "--out", str(tmp_path / "c"), "--unit", "clip")
     assert proc.returncode == 0, proc.stderr
-    assert "30 tests on 12 clips: 0 shift, 30 invariant" in proc.stdout
+    assert "35 tests on 12 clips: 0 shift, 0 unstable, 35 invariant" in proc.stdout  # 6 edits and the retest
     assert "auditing" in proc.stderr and "12/12" in proc.stderr  # the progress bar
 
 
@@ -59,6 +60,7 @@ def test_config_file_supplies_arguments(tmp_path, sample_dir, constant_rater_pat
         perturbations = ["lighting:warm"]
         out = "results"
         margin = 0.02
+        retest = false
     """))
     proc = run("run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -76,9 +78,12 @@ def test_corrupt_video_is_listed_in_skipped(tmp_path, sample_dir, constant_rater
                "--perturb", "lighting:dim", "--out", str(tmp_path / "o"), "--quiet")
     assert proc.returncode == 0, proc.stderr
     data = json.loads((tmp_path / "o" / "audit.json").read_text())
-    assert data["skipped"] == [{"clip": "broken", "perturbation": "lighting:dim",
-                                "reason": "cannot be opened as a video (corrupt file or unsupported codec)"}]
+    reason = "cannot be opened as a video (corrupt file or unsupported codec)"
+    assert data["skipped"] == [{"clip": "broken", "perturbation": edit, "reason": reason}
+                               for edit in ("control:retest", "lighting:dim")]
     assert "broken / lighting:dim: cannot be opened" in proc.stdout
+    assert data["unit"] == "clip" and data["n_subjects"] is None
+    assert "Unit of analysis: clips (the clips carry no subject_id column)" in proc.stdout
 
 
 def _factory(tmp_path: Path, body: str) -> str:
@@ -131,6 +136,53 @@ def test_usage_errors_are_one_line(tmp_path, sample_dir, constant_rater_path):
     ]
     for args, fragments in cases:
         assert_one_line_error(run("run", *args, "--out", str(tmp_path / "o"), "--quiet"), *fragments)
+
+
+def test_the_unit_of_analysis_is_the_person_and_the_output_says_so(tmp_path, sample_dir, brightness_rater_path):
+    # The sample clips name 2 people: with people as the unit nothing can be decided yet.
+    proc = run("run", "--rater", str(brightness_rater_path), "--clips", str(sample_dir), "--perturb",
+               "lighting:dim", "--out", str(tmp_path / "people"), "--quiet", "--no-retest")
+    assert proc.returncode == 0, proc.stderr  # inconclusive is not a failure
+    assert "Unit of analysis: people (subject_id): 2 people in 12 clips" in proc.stdout
+    assert "would need about 3 people to decide" in proc.stdout
+    data = json.loads((tmp_path / "people" / "audit.json").read_text())
+    people = {line.split(",")[1] for line in (sample_dir / "metadata.csv").read_text().splitlines()[1:]}
+    assert data["unit"] == "person" and data["n_subjects"] == len(people) == 2
+    assert {(t["n"], t["n_clips"], t["n_subjects"], t["verdict"]) for t in data["tests"]} == {
+        (2, 12, 2, "inconclusive")}
+    # Without a --clips folder the built-in sample set is audited clip by clip, and says why.
+    proc = run("run", "--rater", str(brightness_rater_path), "--perturb", "lighting:dim",
+               "--out", str(tmp_path / "samples"), "--quiet", "--no-retest")
+    assert proc.returncode == 1, proc.stderr
+    assert "the built-in sample clips hold 2 people in 12 clips" in proc.stdout
+    data = json.loads((tmp_path / "samples" / "audit.json").read_text())
+    assert data["unit"] == "clip" and data["n_subjects"] == 2 and {t["n"] for t in data["tests"]} == {12}
+
+
+def test_unstable_fails_the_run_unless_fail_on_says_otherwise(tmp_path, sample_dir, jitter_rater_path):
+    args = ["run", "--rater", str(jitter_rater_path), "--clips", str(sample_dir), "--perturb", "lighting:bright",
+            "--quiet", "--unit", "clip", "--no-retest"]
+    proc = run(*args, "--out", str(tmp_path / "a"))
+    assert proc.returncode == 1, proc.stderr
+    assert "UNSTABLE" in proc.stdout and "0 shift, 5 unstable" in proc.stdout
+    assert run(*args, "--out", str(tmp_path / "b"), "--fail-on", "shift").returncode == 0
+    assert run(*args, "--out", str(tmp_path / "c"), "--fail-on", "shift,unstable,inconclusive").returncode == 1
+    junit = run("report", str(tmp_path / "a" / "audit.json"), "--format", "junit").stdout
+    assert junit.count('type="unstable"') == 5
+
+
+def test_new_settings_are_checked_like_the_others(tmp_path, sample_dir, constant_rater_path):
+    base = ["run", "--rater", str(constant_rater_path), "--perturb", "lighting:dim", "--out", str(tmp_path / "o"),
+            "--quiet"]
+    clips = tmp_path / "clips"
+    shutil.copytree(sample_dir, clips)
+    (clips / "metadata.csv").unlink()
+    assert_one_line_error(run(*base, "--clips", str(clips), "--unit", "person"),
+                          "--unit person: the clips carry no 'subject_id' column")
+    assert_one_line_error(run(*base, "--tolerance", "0"), "--tolerance must be a share between 0 and 0.5, got 0.0")
+    assert_one_line_error(run(*base, "--fail-on", "never"), "--fail-on must be a non-empty list of names from")
+    (tmp_path / "auditkit.toml").write_text("retest = 'yes'\n")
+    assert_one_line_error(run(*base, cwd=tmp_path), "auditkit.toml: retest must be true or false, got 'yes'")
 
 
 def test_missing_rater_argument(tmp_path):
