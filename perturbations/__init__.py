@@ -2,7 +2,7 @@
 
 from .base import (DEFAULT_MAX_MISSING_FACE, Edit, NotApplicable, Perturbation, as_frames,
                    available, clip_seed, families, get, register, resolve)
-from . import background, glasses, headwear, lighting, quality  # noqa: F401  (each registers its family)
+from . import background, glasses, headwear, lighting, quality, regions  # noqa: F401  (each registers its family)
 
 __all__ = ["DEFAULT_MAX_MISSING_FACE", "Edit", "NotApplicable", "Perturbation", "as_frames",
            "available", "clip_seed", "families", "get", "register", "resolve"]
