@@ -189,6 +189,15 @@ def test_cost_is_bounded_and_a_cache_hit_costs_nothing(sample_dir, annotator):
     assert again.to_dict() == first.to_dict()
 
 
+def test_only_the_traits_asked_for_are_explained(clips, annotator, gradients):
+    one = explain(bands(), clips[:2], annotator=annotator, method="integrated_gradients", traits=[EYES_TRAIT])
+    assert one.traits == (EYES_TRAIT,) and list(one.to_dict()["traits"]) == [EYES_TRAIT]
+    k = gradients.traits.index(EYES_TRAIT)
+    for a, b in zip(one.clips, gradients.clips[:2]):
+        assert a.regions.shape == (1, 4) and a.heatmaps.shape[0] == 1
+        np.testing.assert_allclose(a.regions[0], b.regions[k], rtol=1e-4, atol=1e-9)
+
+
 def test_the_result_round_trips_through_bytes(gradients):
     back = Attribution.from_bytes(gradients.to_bytes())
     assert back.to_dict() == gradients.to_dict()
@@ -222,5 +231,8 @@ def test_bad_options_are_one_line_each(clips, annotator):
     for name in ("max_clips", "frames", "steps"):
         with pytest.raises(ConfigError, match=f"explain: {name} must be an integer >= "):
             explain(bands(), clips, annotator=annotator, **{name: 0})
+    with pytest.raises(ConfigError, match="explain: traits must be distinct names among openness, "
+                                          "conscientiousness, .*, got 'grit'"):
+        explain(bands(), clips, annotator=annotator, traits=["grit"])
     with pytest.raises(KeyError, match="no trait 'grit'"):
         explain(bands(), clips[:1], annotator=annotator, method="ablation").share("grit", "face")

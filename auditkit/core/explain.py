@@ -300,19 +300,20 @@ def is_differentiable(rater: Any) -> bool:
     return isinstance(getattr(rater, "module", None), torch.nn.Module)
 
 
-def cache_key(rater_hash: str, clip: Clip, *, method: str, frames: int, steps: int, spec: Any) -> str:
+def cache_key(rater_hash: str, clip: Clip, *, method: str, frames: int, steps: int, spec: Any,
+              traits: Sequence[str]) -> str:
     """What a clip's attribution depends on; the run's store keeps :class:`ClipAttribution` bytes
     under it (``explain(cache=...)``)."""
     text = json.dumps([EXPLAIN_VERSION, ANNOTATOR_VERSION, rater_hash, clip.content_hash,
                        list(clip.frames.shape), method, frames, steps if method == "integrated_gradients" else 0,
-                       spec.to_dict()])
+                       spec.to_dict(), list(traits)])
     return "explain:" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 def explain(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource], *,
             annotator: Annotator | None = None, method: str = "auto", max_clips: int = DEFAULT_CLIPS,
             frames: int = DEFAULT_FRAMES, steps: int = DEFAULT_STEPS, max_side: int = DEFAULT_MAX_SIDE,
-            progress: bool | Callable[[int], None] = False,
+            traits: Sequence[str] | None = None, progress: bool | Callable[[int], None] = False,
             cache: MutableMapping[str, bytes] | None = None) -> Attribution:
     """Attribution of ``rater``'s scores to the regions of ``clips``.
 
@@ -323,7 +324,8 @@ def explain(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource], 
     rater, else the second). ``frames``: how many of the rater's input frames keep a heatmap for
     the overlays (attribution is always over all of them: the rater sees them together, so fewer
     would not cost less). ``steps``: IG's integration steps; the cost is about ``max_clips ×
-    traits × steps`` forward and backward passes. ``cache``: a mapping (the run's store) holding
+    traits × steps`` forward and backward passes. ``traits``: the traits to explain (default: all
+    the rater scores; IG's cost is per trait). ``cache``: a mapping (the run's store) holding
     each clip's result by :func:`cache_key`; a clip found there costs nothing.
     """
     if method not in METHODS:
@@ -342,7 +344,15 @@ def explain(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource], 
     sources = _pick(as_sources(clips), max_clips)
     annotator = annotator or Annotator()
     ident = rater_identity(rater)["hash"]
-    traits = tuple(rater.trait_names)
+    if traits is None:
+        traits = tuple(rater.trait_names)
+    else:
+        traits = (traits,) if isinstance(traits, str) else tuple(traits)
+        unknown = [t for t in traits if t not in rater.trait_names]
+        if unknown or not traits or len(set(traits)) != len(traits):
+            raise ConfigError(f"explain: traits must be distinct names among {', '.join(rater.trait_names)}, "
+                              f"got {', '.join(map(repr, traits)) or 'none'}")
+    index = [list(rater.trait_names).index(t) for t in traits]
     done: list[ClipAttribution] = []
     skipped: list[tuple[str, str]] = []
     bar = None
@@ -357,13 +367,13 @@ def explain(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource], 
             except ClipError as exc:
                 skipped.append((source.id, exc.reason))
             else:
-                key = cache_key(ident, clip, method=method, frames=frames, steps=steps, spec=spec)
+                key = cache_key(ident, clip, method=method, frames=frames, steps=steps, spec=spec, traits=traits)
                 hit = cache.get(key) if cache is not None else None
                 if hit is not None:
                     done.append(ClipAttribution.from_bytes(hit))
                 else:
                     result = _explain_clip(rater, clip, annotator.annotate_clip(clip), method=method,
-                                           frames=frames, steps=steps)
+                                           frames=frames, steps=steps, index=index)
                     if isinstance(result, str):
                         skipped.append((clip.id, result))
                     else:
@@ -390,7 +400,7 @@ def _pick(sources: Sequence[Clip | ClipSource], n: int) -> list[Clip | ClipSourc
 
 
 def _explain_clip(rater: Any, clip: Clip, annotations: Annotations, *, method: str, frames: int,
-                  steps: int) -> ClipAttribution | str:
+                  steps: int, index: Sequence[int]) -> ClipAttribution | str:
     spec = rater.input
     device = getattr(rater, "device", torch.device("cpu"))
     masks = region_masks(annotations)                       # [T, R, H, W], source resolution
@@ -403,14 +413,14 @@ def _explain_clip(rater: Any, clip: Clip, annotations: Annotations, *, method: s
         shifts = _ablation_shifts(rater, clip, annotations, device)
         if isinstance(shifts, str):
             return shifts
-        regions = np.abs(shifts)
+        regions = np.abs(shifts[list(index)])
         # No finer map than the regions: each pixel gets its regions' attribution per unit area.
         per_area = regions / np.maximum(area, _EPS)[None, :]                           # [K, R]
         heat = torch.einsum("kr,frhw->kfhw", torch.from_numpy(per_area).float(), small[list(keep)])
-        k = len(rater.trait_names)
+        k = len(index)
         return ClipAttribution(clip.id, regions, area, np.full(k, np.nan), np.zeros(k), keep, kept,
                                heat.numpy().astype(np.float16))
-    attr, total, gap = _integrated_gradients(rater, x.to(device), steps)          # [K, T', 3, h, w]
+    attr, total, gap = _integrated_gradients(rater, x.to(device), steps, index)          # [K, T', 3, h, w]
     amap = attr.abs().sum(dim=2)                                                   # [K, T', h, w]
     regions = torch.einsum("kthw,trhw->kr", amap.double(), small.double()).numpy()
     area = small.double().mean(dim=(0, 2, 3)).numpy()
@@ -430,21 +440,22 @@ def _ablation_shifts(rater: Any, clip: Clip, annotations: Annotations, device: t
     return np.stack([rows[e.name] - rows[ORIGINAL] for e in edits], axis=1)
 
 
-def _integrated_gradients(rater: Any, x: torch.Tensor, steps: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """IG of every trait at once (the input repeated per trait, one target each), from the grey
-    baseline. Returns attributions ``[K, T, 3, h, w]`` on the CPU, ``score − score(grey)`` and
-    the completeness gap per trait."""
+def _integrated_gradients(rater: Any, x: torch.Tensor, steps: int,
+                          index: Sequence[int]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """IG of the traits at ``index`` at once (the input repeated per trait, one target each),
+    from the grey baseline. Returns attributions ``[K, T, 3, h, w]`` on the CPU,
+    ``score − score(grey)`` and the completeness gap per trait."""
     from captum.attr import IntegratedGradients
 
     module = rater.module
     name = getattr(rater, "name", type(rater).__name__)
-    k = len(rater.trait_names)
+    k = len(index)
     baseline = torch.full_like(x, GREY / 255.0)
     with torch.enable_grad():
         probe = x.unsqueeze(0).clone().requires_grad_(True)
         out = module(probe)
         with torch.no_grad():
-            diff = (out.float() - module(baseline.unsqueeze(0)).float())[0].cpu().double().numpy()
+            diff = (out.float() - module(baseline.unsqueeze(0)).float())[0, list(index)].cpu().double().numpy()
         if not out.requires_grad:
             if np.any(diff != 0):
                 raise RaterError(f"explain: rater {name}'s scores change with its input but carry no gradient "
@@ -455,7 +466,7 @@ def _integrated_gradients(rater: Any, x: torch.Tensor, steps: int) -> tuple[torc
         inputs = x.unsqueeze(0).expand(k, *x.shape).contiguous()
         ig = IntegratedGradients(lambda inp: module(inp).float())
         attr, delta = ig.attribute(inputs, baselines=baseline.unsqueeze(0).expand_as(inputs).contiguous(),
-                                   target=list(range(k)), n_steps=steps,
+                                   target=list(index), n_steps=steps,
                                    # Captum steps all K rows together, so a chunk holds at least K inputs.
                                    internal_batch_size=max(k, items_per_call(rater.input) // 2),
                                    return_convergence_delta=True)
