@@ -13,11 +13,12 @@ import pytest
 import torch
 from torch import nn
 
-from auditkit import run_audit
+from auditkit import perturbations, run_audit
 from auditkit.contract.errors import ConfigError, RaterError
 from auditkit.core.explain import (Attribution, ClipAttribution, explain, from_scores, overlay_png,
                                    scores_from_store)
 from auditkit.core.store import Store
+from auditkit.core.work import rater_input
 from auditkit.perturbations.regions import REGIONS
 from auditkit.raters import InputSpec, TorchRater, load_rater, save_torchscript
 from conftest import ConstantRater
@@ -109,6 +110,18 @@ def test_integrated_gradients_finds_the_background_and_the_face(gradients):
     for clip in gradients.clips:
         assert float(np.max(clip.gap / np.maximum(np.abs(clip.total), 1e-9))) < 0.05, clip.clip
     assert gradients.density(CORNER_TRAIT, "background") > 1 > gradients.density(CORNER_TRAIT, "face")
+
+
+def test_the_gradients_distribute_the_whole_grey_frame_shift(gradients, annotated_samples):
+    # IG's baseline is region:all's picture, so its total is that control's shift, negated.
+    rater = bands()
+    for (clip, ann), found in zip(annotated_samples[:3], gradients.clips):
+        grey = perturbations.get("region:all")(clip.frames, ann).frames
+        before = rater(rater_input(torch.from_numpy(clip.frames), SPEC)[None])[0]
+        after = rater(rater_input(grey, SPEC)[None])[0]
+        np.testing.assert_allclose(found.total, (before - after).numpy(), atol=1e-6)
+        # Shares are of |attribution|: pixels pushing opposite ways do not cancel.
+        assert bool((found.regions.sum(axis=1) >= np.abs(found.total) * 0.99 - 1e-9).all())
 
 
 def test_a_torchscript_rater_gets_the_same_attribution(clips, annotator, gradients, tmp_path):

@@ -319,14 +319,16 @@ def explain(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource], 
 
     ``clips``: a folder or clips; ``max_clips`` of them are explained, spread evenly over the
     order given (to choose them — the clips that move most, for their overlays — pass just
-    those). Each is read as the audit reads it (the rater's frame count, ``max_side``), so cached annotations are
-    reused. ``method``: ``integrated_gradients``, ``ablation`` or ``auto`` (the first for a torch
-    rater, else the second). ``frames``: how many of the rater's input frames keep a heatmap for
-    the overlays (attribution is always over all of them: the rater sees them together, so fewer
-    would not cost less). ``steps``: IG's integration steps; the cost is about ``max_clips ×
-    traits × steps`` forward and backward passes. ``traits``: the traits to explain (default: all
-    the rater scores; IG's cost is per trait). ``cache``: a mapping (the run's store) holding
-    each clip's result by :func:`cache_key`; a clip found there costs nothing.
+    those). Each is read as the audit reads it (the rater's frame count, ``max_side``), so the
+    audit's cached annotations are reused. ``method``: ``integrated_gradients``, ``ablation`` or
+    ``auto`` (the first for a torch rater, else the second). ``frames``: how many of the rater's
+    input frames (at most all) keep a heatmap for the overlays; attribution is always over all of
+    them — the rater sees them together, so fewer would not cost less. ``steps``: IG's
+    integration steps; IG costs about ``max_clips × traits × steps`` forward and backward passes,
+    ablation five rater inputs per clip. ``traits``: the traits to explain (default: all the rater
+    scores). ``cache``: a mapping (the run's store) holding each clip's result by
+    :func:`cache_key`; a clip found there costs nothing. ``progress``: a tqdm bar, or a callable
+    given the number of clips done.
     """
     if method not in METHODS:
         raise ConfigError(f"explain: method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -477,7 +479,9 @@ def from_scores(scores: Mapping[tuple[str, str], Sequence[float]], clips: Iterab
                 annotator: Annotator, traits: Sequence[str]) -> Attribution:
     """The ablation attribution of scores already made, ``{(clip id, condition): [K scores]}``
     with conditions ``original`` and each ``region:*`` (an audit's store holds them: see
-    :func:`scores_from_store`). Clips lacking a condition are listed in ``skipped``."""
+    :func:`scores_from_store`). ``clips`` read as the audit read them (the rater's frame count,
+    the audit's ``max_side``): their annotations give the regions' areas. Clips lacking a
+    condition (no face: face, hair and body were not applicable) are listed in ``skipped``."""
     out, skipped = [], []
     traits = tuple(traits)
     for clip in clips:
