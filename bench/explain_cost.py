@@ -81,10 +81,12 @@ def main() -> None:
         print(f"{label + ':':43s}{seconds:7.1f} s  ({seconds / audit_s:.2f} x the audit, {seconds / n:.2f} s/clip)")
 
     for method, attribution in found.items():
+        data = attribution.to_dict()["traits"]
         for trait in ("conscientiousness", "extraversion"):
             parts = ", ".join(f"{r} {s.share:.2f} (density {s.density:.2f})"
                               for r, s in attribution.summary(trait).items())
-            print(f"  {method:21s} {trait:18s} {parts}")
+            gap = data[trait].get("completeness_gap")
+            print(f"  {method:21s} {trait:18s} {parts}" + ("" if gap is None else f"; completeness gap {gap:.3f}"))
 
 
 if __name__ == "__main__":

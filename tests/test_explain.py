@@ -155,6 +155,7 @@ def test_traits_the_rater_does_not_compute_from_the_input_get_zero(gradients):
     assert data["traits"][CORNER_TRAIT]["n"] == 12 and data["traits"][CORNER_TRAIT]["note"] == ""
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the window is fixed at export, on purpose
 def test_an_onnx_rater_is_refused_gradients_and_explained_by_ablation(clips, annotator, tmp_path):
     onnx = pytest.importorskip("onnx")
     path = tmp_path / "bands.onnx"
