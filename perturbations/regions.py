@@ -38,13 +38,13 @@ already close to the grey (a grey wall) cannot be ablated, and a rater reading i
 here — nor by Integrated Gradients from the same grey baseline.
 
 **The control.** A background swap needs a sham because compositing leaves artefacts at the mask
-edge that are not the scene's content. Here nothing is composited — the fill is a blend by the
-region's own weight — so the confound to control is the rater's reaction to the grey itself, and
-its measure is the whole grey frame (``region:all``, named explicitly, not part of the family): the
-shift from "nothing to see". A region's shift near ``region:all``'s says the rater reacts to losing
-everything when it loses that region; and ``region:all`` is the total that Integrated Gradients
-from the grey baseline distributes over pixels (completeness), so the two methods can be checked
-against each other on the same clips.
+edge that are not the scene's content. Nothing is composited here — each pixel moves toward the
+grey by its own weight, and the four weights sum to one — so there is no pipeline artefact to
+subtract; what remains is the rater's reaction to the grey itself, a picture no candidate shows.
+Its reference is the whole grey frame, ``region:all`` (named explicitly, not in the family): the
+score when there is nothing to see. It is also exactly the shift that Integrated Gradients from
+the same grey baseline distributes over the pixels (completeness), so the ablation and gradient
+methods can be checked against each other on the same clips.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def head_zone(landmarks: torch.Tensor, height: int, width: int) -> torch.Tensor:
     top, chin = lm[:, FOREHEAD], lm[:, CHIN]
     centre = 0.5 * (top + chin)
     face_h = np.linalg.norm(chin - top, axis=1)
-    down = (chin - top) / face_h[:, None]             # v axis, image pixels per face height
+    down = (chin - top) / face_h[:, None]             # unit vector of v, down the face
     across = np.stack([-down[:, 1], down[:, 0]], 1)   # u axis, pointing to image right when upright
     per_frame = np.concatenate([centre, down, across, face_h[:, None]], 1).astype(np.float32)
     cx, cy, dx, dy, ax, ay, fh = (torch.from_numpy(np.ascontiguousarray(per_frame[:, k])).view(-1, 1, 1)
