@@ -2,7 +2,8 @@
 
 from .base import (DEFAULT_MAX_MISSING_FACE, Edit, NotApplicable, Perturbation, as_frames,
                    available, clip_seed, families, get, register, resolve)
-from . import background, controls, glasses, headwear, lighting, quality  # noqa: F401  (each registers its family)
+# Each module registers its family when imported.
+from . import background, controls, glasses, headwear, lighting, quality, regions  # noqa: F401
 
 __all__ = ["DEFAULT_MAX_MISSING_FACE", "Edit", "NotApplicable", "Perturbation", "as_frames",
            "available", "clip_seed", "families", "get", "register", "resolve"]
