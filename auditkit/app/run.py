@@ -31,14 +31,8 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
     # Everything the user gave is checked before anything is written.
     clips_dir = Path(config.clips) if config.clips else sample_clips()
     sources = discover(clips_dir)
-    record = {"rater": config.rater, "clips": str(clips_dir)}
-    if not config.clips and config.unit == "auto":
-        # Two people in twelve clips: with people as the unit nothing could be decided, so the
-        # sample set is audited clip by clip, and the report says what that means.
-        config = config.override(source="the built-in sample clips", unit="clip")
-        people = len({s.metadata.get(config.cluster) for s in sources})
-        record["unit_why"] = (f"the built-in sample clips hold {people} people in {len(sources)} clips, too few "
-                              "people to judge people in general")
+    config, why = for_sample_clips(config, sources)
+    record = {"rater": config.rater, "clips": str(clips_dir), **why}
     edits = _resolve_perturbations(list(config.perturbations), scenes_dir=config.scenes_dir)
     device = pick_device(config.device)
     rater = load_rater(config.rater, device=device)
@@ -71,10 +65,26 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
         print(render_text(result))
         print(f"\nwrote {out / 'audit.json'}, {out / 'report.html'}, {out / 'results.sqlite'}")
     few = [t for t in result.tests if t.n < 3]
-    if few:
+    if few and result.unit == "person":
+        print(f"auditkit: warning: {len(few)} test(s) rest on fewer than 3 people and decide nothing "
+              f"({result.n_subjects} people in {result.n_clips} clips; --unit clip judges these clips instead)",
+              file=sys.stderr)
+    elif few:
         print(f"auditkit: warning: {len(few)} test(s) have fewer than 3 paired clips and decide "
               "nothing (see skipped)", file=sys.stderr)
     return EXIT_SHIFT if result.failing(config.fail_on) else EXIT_OK
+
+
+def for_sample_clips(config, sources) -> tuple:
+    """Settings for auditing ``sources``: when they are the built-in sample set (no ``clips`` in the
+    settings) and the unit is left to choose, clips — two people in twelve clips could decide
+    nothing about people — with the reason recorded for the report."""
+    if config.clips or config.unit != "auto":
+        return config, {}
+    people = len({s.metadata.get(config.cluster) for s in sources})
+    return (config.override(source="the built-in sample clips", unit="clip"),
+            {"unit_why": f"the built-in sample clips hold {people} people in {len(sources)} clips, too few "
+                         "people to judge people in general"})
 
 
 def write_run(result, out: Path, *, store: Path | None = None, previews: dict | None = None,

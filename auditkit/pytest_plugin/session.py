@@ -149,11 +149,19 @@ class State:
         return folder / "results.sqlite"
 
     def _run(self, cfg: "AuditConfig", rater: Any, clips: Any, store: Path, clips_key: Any) -> "AuditResult":
+        from auditkit.app.run import for_sample_clips
         from auditkit.core.engine import run_audit
+        from auditkit.media.clips import as_sources
 
+        from auditkit.media.samples import sample_clips
+
+        sources = as_sources(clips)
+        why: dict = {}
+        if not cfg.clips and isinstance(clips, (str, os.PathLike)) and Path(clips) == sample_clips():
+            cfg, why = for_sample_clips(cfg, sources)
         spec = cfg.rater or getattr(rater, "name", None)
-        return run_audit(rater, clips, list(cfg.perturbations), settings=cfg, store=store,
-                         record={"rater": spec, "clips": str(clips) if clips_key else "(objects)"})
+        return run_audit(rater, sources, list(cfg.perturbations), settings=cfg, store=store,
+                         record={"rater": spec, "clips": str(clips) if clips_key else "(objects)", **why})
 
     def _write_reports(self, run: Run) -> Path | None:
         option = self.config.getoption("auditkit_report", None)

@@ -28,7 +28,9 @@ def test_example_ci_suite_passes_and_lists_every_verdict(tmp_path, sample_dir):
                  "lighting:dim / neuroticism"):
         assert f"fairness.audit.toml::{name} PASSED" in out
     assert "test_fairness.py::test_glasses_move_no_trait PASSED" in out
-    assert "25 tests on 12 clips: 0 shift, 25 invariant, 0 inconclusive" in out
+    # Five edits and the retest control, on the sample set's twelve clips (two people).
+    assert "30 tests on 12 clips: 0 shift, 0 unstable, 30 invariant, 0 inconclusive" in out
+    assert "Unit of analysis: clips, the built-in sample clips hold 2 people in 12 clips" in out
     lines = [line.split() for line in out.splitlines()]
     verdicts = [(w[0], w[1]) for w in lines if len(w) > 2 and w[-1] == "invariant" and ":" in w[0]]
     data = json.loads((project / "audit-report" / "audit.json").read_text())
