@@ -21,7 +21,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from auditkit.contract.errors import ConfigError
-from auditkit.contract.rater import OCEAN
+from auditkit.contract.rater import DEFAULT_CROP_MARGIN, OCEAN
 from auditkit.media.clips import VIDEO_EXTENSIONS, Clip, read_video
 
 SPLITS = {"training": "annotation_training.pkl", "validation": "annotation_validation.pkl",
@@ -127,23 +127,17 @@ def data_hash(items: Iterable[LabelledClip]) -> str:
     return "sha256:" + h.hexdigest()[:32]
 
 
-def face_crop(clip: Clip, annotations: Any, margin: float = 0.6) -> np.ndarray:
-    """A square crop around the face (the union of the face boxes over the clip, grown by
-    ``margin`` on each side) so that head motion does not move the crop. Falls back to the
-    full frame when the clip has no face."""
+def face_crop(clip: Clip, annotations: Any, margin: float = DEFAULT_CROP_MARGIN) -> np.ndarray:
+    """The square around the face a face-crop rater sees (``face_crop_box``, the audit's own), so
+    that training and audit crop alike. Falls back to the full frame when the clip has no face."""
+    from auditkit.perturbations.annotate import face_crop_box
+
     frames = clip.frames
-    box = annotations.face_box.numpy()
-    if not np.isfinite(box).all():
+    box = face_crop_box(annotations, frames.shape[1], frames.shape[2], margin)
+    if box is None:
         return frames
-    x0, y0 = box[:, 0].min(), box[:, 1].min()
-    x1, y1 = box[:, 2].max(), box[:, 3].max()
-    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    h, w = frames.shape[1:3]
-    side = min(side, h, w)
-    left = int(np.clip(cx - side / 2, 0, w - side))
-    top = int(np.clip(cy - side / 2, 0, h - side))
-    return np.ascontiguousarray(frames[:, top:top + int(side), left:left + int(side)])
+    top, left, side = box
+    return np.ascontiguousarray(frames[:, top:top + side, left:left + side])
 
 
 def read_clip(item: LabelledClip, *, frames: int, max_side: int = 256) -> Clip:

@@ -45,14 +45,15 @@ class OceanRegressor(nn.Module):
     def __init__(self, backbone: str = "resnet18", *, pooling: str = "mean",
                  traits: Sequence[str] = OCEAN, size: int = 112, frames: int = 8,
                  weights: str | Path | None = None, dropout: float = 0.2,
-                 compile: bool = False) -> None:
+                 compile: bool = False, crop: str = "full") -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         self.config = {"backbone": backbone, "pooling": pooling, "traits": list(traits),
-                       "size": int(size), "frames": int(frames), "dropout": float(dropout)}
+                       "size": int(size), "frames": int(frames), "dropout": float(dropout), "crop": crop}
         self.trait_names = tuple(traits)
-        self.input = InputSpec(size=(size, size), frames=frames)
+        # A model trained on face crops (models.train --face-crop) is audited on the same crops.
+        self.input = InputSpec(size=(size, size), frames=frames, crop=crop)
         self.backbone, dim = make_backbone(backbone)
         if weights is not None:
             self.load_backbone_weights(weights)

@@ -71,6 +71,7 @@ class TrainConfig:
     device: str = "auto"
     traits: tuple[str, ...] = OCEAN
     scenes_dir: str | None = None
+    crop: str = "full"          # "face": the samples are face crops, and the rater says so
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -87,6 +88,8 @@ class TrainConfig:
                 raise ConfigError(f"--augment {aug!r}: use background-swap or counterfactual:<edit>")
         if self.consistency > 0 and not self.augment:
             raise ConfigError("--consistency needs an --augment to compare against")
+        if self.crop not in ("full", "face"):
+            raise ConfigError(f"crop must be full or face, got {self.crop!r}")
         self.augment = tuple(self.augment)
         self.traits = tuple(self.traits)
 
@@ -218,7 +221,7 @@ def train(samples: Sequence[Sample], config: TrainConfig, *, val: Sequence[Sampl
     with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG state untouched
         torch.manual_seed(config.seed)
         model = OceanRegressor(config.backbone, pooling=config.pooling, traits=config.traits,
-                               size=config.size, frames=config.frames).to(device)
+                               size=config.size, frames=config.frames, crop=config.crop).to(device)
     augmenter = Augmenter(config.augment, seed=config.seed, scenes_dir=config.scenes_dir) \
         if config.augment else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -310,7 +313,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m auditkit.mode
         config = TrainConfig(backbone=args.backbone, pooling=args.pooling, size=args.size,
                              frames=args.frames, epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, augment=tuple(args.augment), consistency=args.consistency,
-                             seed=args.seed, device=args.device, scenes_dir=args.scenes)
+                             seed=args.seed, device=args.device, scenes_dir=args.scenes,
+                             crop="face" if args.face_crop else "full")
         from .data import data_hash, load_split
 
         if args.face_crop and config.augment:

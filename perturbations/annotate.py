@@ -72,6 +72,24 @@ class Annotations:
         return None
 
 
+def face_crop_box(annotations: "Annotations", height: int, width: int, margin: float = 0.6
+                  ) -> tuple[int, int, int] | None:
+    """(top, left, side) of the square a face-crop rater sees: the union of the clip's face boxes,
+    grown by ``margin`` of its side on each side and kept inside the frame. One box for the whole
+    clip, so head motion does not move the crop. ``None`` when the clip has no face."""
+    box = annotations.face_box.detach().cpu().numpy()
+    if not np.isfinite(box).all():
+        return None
+    x0, y0 = float(box[:, 0].min()), float(box[:, 1].min())
+    x1, y1 = float(box[:, 2].max()), float(box[:, 3].max())
+    side = min(max(x1 - x0, y1 - y0) * (1 + 2 * margin), height, width)
+    side = max(int(side), 1)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = int(np.clip(cx - side / 2, 0, width - side))
+    top = int(np.clip(cy - side / 2, 0, height - side))
+    return top, left, side
+
+
 def smooth_time(x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """A [1, 2, 1]/4 filter along the first axis, over valid frames only (edges renormalised).
     Light on purpose: sampled frames are far apart in time, and heavier smoothing would lag."""

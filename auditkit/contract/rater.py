@@ -22,17 +22,21 @@ from .errors import RaterError
 from .paths import file_digest
 
 OCEAN = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
-CROPS = ("full",)
+CROPS = ("full", "face")
+DEFAULT_CROP_MARGIN = 0.6  # of the face box's side, on each side: the training recipe's face crop
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What a rater wants to see: ``size`` (height, width), ``frames`` per clip and ``crop``
-    (``"full"`` frame)."""
+    """What a rater wants to see: ``size`` (height, width), ``frames`` per clip and ``crop``:
+    the ``"full"`` frame, or ``"face"`` — a square around the face, the union of the clip's face
+    boxes grown by ``crop_margin`` of its side on each side, fixed for the clip so that head motion
+    does not move it (the same crop ``auditkit.models.train --face-crop`` trains on)."""
 
     size: tuple[int, int] = (224, 224)
     frames: int = 8
     crop: str = "full"
+    crop_margin: float = DEFAULT_CROP_MARGIN
 
     def __post_init__(self) -> None:
         size = self.size
@@ -47,21 +51,31 @@ class InputSpec:
         object.__setattr__(self, "frames", int(self.frames))
         if self.crop not in CROPS:
             raise RaterError(f"rater input crop {self.crop!r} is not supported; use one of {', '.join(CROPS)}")
+        try:
+            margin = float(self.crop_margin)
+        except (TypeError, ValueError):
+            margin = float("nan")
+        if not -0.45 <= margin <= 5:  # below -0.45 the square shrinks past the face box's middle
+            raise RaterError(f"rater input crop_margin must be a number in [-0.45, 5], got {self.crop_margin!r}")
+        object.__setattr__(self, "crop_margin", margin)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, where: str) -> "InputSpec":
-        unknown = set(data) - {"size", "frames", "crop", "trait_names"}
+        unknown = set(data) - {"size", "frames", "crop", "crop_margin", "trait_names"}
         if unknown:
             raise RaterError(f"{where}: unknown input metadata {sorted(unknown)}; "
-                             "allowed: size, frames, crop, trait_names")
-        kwargs = {k: data[k] for k in ("size", "frames", "crop") if k in data}
+                             "allowed: size, frames, crop, crop_margin, trait_names")
+        kwargs = {k: data[k] for k in ("size", "frames", "crop", "crop_margin") if k in data}
         try:
             return cls(**kwargs)
         except (TypeError, ValueError, RaterError) as exc:
             raise RaterError(f"{where}: bad input metadata ({exc})") from None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": list(self.size), "frames": self.frames, "crop": self.crop}
+        out: dict[str, Any] = {"size": list(self.size), "frames": self.frames, "crop": self.crop}
+        if self.crop == "face":
+            out["crop_margin"] = self.crop_margin
+        return out
 
 
 @runtime_checkable

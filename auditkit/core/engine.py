@@ -93,7 +93,7 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
         db.bind({"rater_hash": identity["hash"], "seed": settings.seed, "max_side": settings.max_side,
                  "input": identity["input"], "traits": list(traits),
                  "scenes_dir": str(Path(settings.scenes_dir).resolve()) if settings.scenes_dir else None})
-        if annotator is None and any(e.requires for e in edits):
+        if annotator is None and (any(e.requires for e in edits) or rater.input.crop == "face"):
             annotator = Annotator()
         _score_all(rater, rater_spec, sources, edits, db, dev=dev, seed=settings.seed,
                    max_side=settings.max_side, batch_size=settings.batch_size, progress=progress,
@@ -201,7 +201,7 @@ def _score_all(rater: Any, rater_spec: Any, sources: list, edits: list[Perturbat
     todo = [b for b in plan if any((s.id, c) not in done for s in b for c in conditions)]
     job = Job(rater=rater, rater_spec=rater_spec, edits=edits, done=done, device=dev, seed=seed,
               max_side=max_side, max_missing_face=max_missing_face, per_call=per_call,
-              annotator=annotator, thumbs=thumbs)
+              annotator=annotator, thumbs=thumbs, face_crop=rater.input.crop == "face")
     bar = None
     if progress is True:
         from tqdm.auto import tqdm

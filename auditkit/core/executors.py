@@ -44,6 +44,7 @@ class Job:
     per_call: int
     annotator: Annotator | None
     thumbs: bool = True
+    face_crop: bool = False    # the rater sees face crops: every clip it scores is annotated
     # torch's CPU kernels for exp, sin, atan2... round their vectorised body and their scalar
     # tail differently, and where the tail falls depends on how many threads split the tensor:
     # an edit's last bit, and so a score, depends on the thread count. Every process of an audit
@@ -63,7 +64,8 @@ class Job:
         done = self.done_for(batch)
         stats: dict[str, int] = {}
         if prepared is None:
-            flags = [annotator is not None and needs_annotation(s.id, self.edits, done) for s in batch]
+            flags = [annotator is not None and needs_annotation(s.id, self.edits, done, self.face_crop)
+                     for s in batch]
             prepared, stats = prepare(batch, frames=rater.input.frames, max_side=self.max_side,
                                       annotator=annotator, annotate=flags,
                                       resample=[resample_offsets(s.id, self.edits, done) for s in batch])
@@ -122,7 +124,7 @@ class LocalExecutor:
 
     def run(self, job: Job, batches: Sequence[Sequence[Any]]) -> Iterator[Outcome]:
         frames = job.rater.input.frames
-        flags = [[job.annotator is not None and needs_annotation(s.id, job.edits, job.done_for(batch))
+        flags = [[job.annotator is not None and needs_annotation(s.id, job.edits, job.done_for(batch), job.face_crop)
                   for s in batch] for batch in batches]
         use_pool = (self.workers > 0 and type(job.annotator) is Annotator
                     and sum(any(f) for f in flags) > 1)

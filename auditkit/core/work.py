@@ -19,7 +19,7 @@ from auditkit.contract.errors import ClipError, PartialScores, RaterError
 from auditkit.contract.rater import check_scores
 from auditkit.media.clips import Clip, ClipSource, sample_indices
 from auditkit.perturbations import NotApplicable, Perturbation, clip_seed
-from auditkit.perturbations.annotate import Annotations, Annotator
+from auditkit.perturbations.annotate import Annotations, Annotator, face_crop_box
 
 from .store import ORIGINAL
 
@@ -53,8 +53,13 @@ class Outcome:
     sources: int = 0  # clips in the batch, for progress
 
 
-def needs_annotation(clip_id: str, edits: Sequence[Perturbation], done: set[tuple[str, str]]) -> bool:
-    # A resumed run whose face edits are all scored does no annotation work at all.
+def needs_annotation(clip_id: str, edits: Sequence[Perturbation], done: set[tuple[str, str]],
+                     face_crop: bool = False) -> bool:
+    """Whether a clip must be annotated: an edit still to score needs its faces or mask, or the
+    rater sees face crops (every input of the clip is cropped by its face box). A resumed run
+    with nothing of that kind left does no annotation work at all."""
+    if face_crop:
+        return any((clip_id, c) not in done for c in [ORIGINAL, *(e.name for e in edits)])
     return any(e.requires and (clip_id, e.name) not in done for e in edits)
 
 
@@ -108,8 +113,12 @@ def prepare(sources: Sequence[Clip | ClipSource], *, frames: int, max_side: int,
     return out, stats
 
 
-def rater_input(frames: torch.Tensor, spec: Any) -> torch.Tensor:
-    """uint8 ``[T, H, W, 3]`` → float ``[T', 3, h, w]`` in [0, 1] as the rater declared it."""
+def rater_input(frames: torch.Tensor, spec: Any, box: tuple[int, int, int] | None = None) -> torch.Tensor:
+    """uint8 ``[T, H, W, 3]`` → float ``[T', 3, h, w]`` in [0, 1] as the rater declared it;
+    ``box`` (top, left, side) crops every frame first, for a face-crop rater."""
+    if box is not None:
+        top, left, side = box
+        frames = frames[:, top:top + side, left:left + side]
     if frames.shape[0] != spec.frames:
         frames = frames.index_select(0, torch.as_tensor(sample_indices(frames.shape[0], spec.frames),
                                                         device=frames.device))
@@ -197,6 +206,17 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], edits: Sequence[Pertur
         outcome.clips.append((clip.id, {"path": str(clip.path) if clip.path else None,
                                         "content_hash": clip.content_hash, "frames": clip.source_frames,
                                         "fps": clip.fps, "metadata": dict(clip.metadata)}))
+        box = None
+        if rater.input.crop == "face":
+            # One box for the clip, from its own annotations: the edit happens on the full frame,
+            # the rater sees the same square of the original and of every edited copy.
+            problem = (item.annotations.face_problem(max_missing_face) if item.annotations is not None
+                       else "the clip was not annotated")
+            box = None if problem else face_crop_box(item.annotations, *clip.size, rater.input.crop_margin)
+            if box is None:  # the rater would see nothing of what it was built to see
+                reason = f"a face-crop rater needs a face: {problem or 'no face box'}"
+                outcome.skipped += [(clip.id, cond, reason) for cond in conditions if (clip.id, cond) not in done]
+                continue
         frames = to_device(clip.frames, device)
         for edit in [None, *edits]:
             cond = ORIGINAL if edit is None else edit.name
@@ -207,7 +227,7 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], edits: Sequence[Pertur
             if isinstance(edited, str):
                 outcome.skipped.append((clip.id, cond, edited))
                 continue
-            queue.append((clip.id, cond, rater_input(edited, rater.input), thumbnail(edited) if thumbs else b""))
+            queue.append((clip.id, cond, rater_input(edited, rater.input, box), thumbnail(edited) if thumbs else b""))
             if len(queue) >= per_call:
                 flush()
     flush()
