@@ -42,19 +42,16 @@ from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
 from queue import Empty, LifoQueue
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
 import torch
 
-from auditkit.contract.errors import PartialScores, RaterError
+from auditkit.contract.errors import ConfigError, PartialScores, RaterError
+from auditkit.contract.params import Flag, Maybe, Number, OneOf, Rule, Table, Text, check
 from auditkit.contract.rater import OCEAN, InputSpec
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from auditkit.contract.toml import read_toml
 
 log = logging.getLogger("auditkit.http")
 
@@ -66,26 +63,6 @@ FATAL_STATUS = {401: "the credential was refused", 403: "the credential is not a
                 404: "the URL does not exist", 405: "the endpoint does not accept POST",
                 407: "a proxy wants credentials"}
 
-_KEYS = {
-    "url": "the endpoint, https://host/path",
-    "format": "'frames' (JPEGs in JSON) or 'video' (MP4)",
-    "traits": "table: trait name -> path of its score in the JSON response",
-    "size": "frame size sent, N or [height, width]",
-    "frames": "frames sampled per clip",
-    "fps": "frame rate written into the request",
-    "jpeg_quality": "1-100, for format 'frames'",
-    "video_field": "multipart form field for format 'video' (raw body when absent)",
-    "token_env": "environment variable that holds the credential",
-    "header": "credential header template, with {token}",
-    "timeout": "seconds to connect and to wait for each read",
-    "retries": "retries after the first attempt",
-    "backoff": "first retry delay in seconds, doubled each retry",
-    "max_backoff": "longest backoff delay in seconds",
-    "max_retry_after": "longest Retry-After honoured, in seconds",
-    "concurrency": "requests in flight at once",
-    "ca_bundle": "PEM file of the CA(s) to trust instead of the system's",
-    "verify": "check TLS certificates (true unless you must)",
-}
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -94,27 +71,93 @@ class InsecureEndpointWarning(UserWarning):
     """Clips (and any credential) travel where others could read or alter them."""
 
 
+# ------------------------------------------------------------------------------ the description
+
+
+@dataclass(frozen=True)
+class _Size(Rule):
+    what = "a whole number or [height, width]"
+
+    def __call__(self, value: Any) -> Any:
+        sides = value if isinstance(value, (list, tuple)) and len(value) == 2 else [value]
+        if any(isinstance(s, bool) or not isinstance(s, int) for s in sides):
+            raise self.refuse(value)
+        return tuple(sides) if len(sides) == 2 else value
+
+
+@dataclass(frozen=True)
+class _TraitPath(Rule):
+    what = "a dotted path string or an array of keys"
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(value.split("."))
+        if isinstance(value, (list, tuple)) and value and all(
+                isinstance(s, (str, int)) and not isinstance(s, bool) for s in value):
+            return tuple(str(s) for s in value)  # an array spells keys that contain dots
+        raise self.refuse(value)
+
+
+def _whole(low: int, high: int | None = None) -> Number:
+    allowed = f"from {low} to {high}" if high is not None else f">= {low}"
+    return Number(low, high, integer=True, text=f"a whole number {allowed}")
+
+
+class _Key(NamedTuple):
+    rule: Rule
+    default: Any
+    help: str
+
+
+_POSITIVE = Number(0.0, low_open=True, text="a positive number")
+_NON_NEGATIVE = Number(0.0, text="a non-negative number")
+# Every key of a description, declared once: its rule, its default and what it means.
+_KEYS: dict[str, _Key] = {
+    "url": _Key(Maybe(Text()), None, "the endpoint, https://host/path (required)"),
+    "format": _Key(OneOf(FORMATS, text="'frames' or 'video'"), "frames", "'frames' (JPEGs in JSON) or 'video' (MP4)"),
+    "traits": _Key(Maybe(Table(_TraitPath(), "a table mapping each trait name to the path of its score, "
+                                             "e.g. openness = \"scores.O\"", empty_ok=False)),
+                   None, "table: trait name -> path of its score in the JSON response (default: OCEAN names)"),
+    "size": _Key(_Size(), 224, "frame size sent, N or [height, width]"),
+    "frames": _Key(_whole(1), 16, "frames sampled per clip"),
+    "fps": _Key(_POSITIVE, 8.0, "frame rate written into the request"),
+    "jpeg_quality": _Key(_whole(1, 100), 90, "1-100, for format 'frames'"),
+    "video_field": _Key(Maybe(Text()), None, "multipart form field for format 'video' (raw body when absent)"),
+    "token_env": _Key(Maybe(Text()), None, "environment variable that holds the credential"),
+    "header": _Key(Maybe(Text()), None, f"credential header template, with {{token}} (default {DEFAULT_HEADER!r})"),
+    "timeout": _Key(_POSITIVE, 30.0, "seconds to connect and to wait for each read"),
+    "retries": _Key(_whole(0), 3, "retries after the first attempt"),
+    "backoff": _Key(_NON_NEGATIVE, 0.5, "first retry delay in seconds, doubled each retry"),
+    "max_backoff": _Key(_NON_NEGATIVE, 30.0, "longest backoff delay in seconds"),
+    "max_retry_after": _Key(_NON_NEGATIVE, 60.0, "longest Retry-After honoured, in seconds"),
+    "concurrency": _Key(_whole(1), 4, "requests in flight at once"),
+    "ca_bundle": _Key(Maybe(Text()), None, "PEM file of the CA(s) to trust instead of the system's"),
+    "verify": _Key(Flag(), True, "check TLS certificates (true unless you must)"),
+}
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """A validated endpoint description. Holds the name of the credential's variable, never its value."""
+    """A validated endpoint description (keys as in ``_KEYS``). Holds the name of the
+    credential's variable, never its value."""
 
     url: str
-    format: str = "frames"
-    traits: tuple[tuple[str, tuple[str, ...]], ...] = tuple((t, (t,)) for t in OCEAN)
-    input: InputSpec = InputSpec(size=(224, 224), frames=16)
-    fps: float = 8.0
-    jpeg_quality: int = 90
-    video_field: str | None = None
-    token_env: str | None = None
-    header: str = DEFAULT_HEADER
-    timeout: float = 30.0
-    retries: int = 3
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    max_retry_after: float = 60.0
-    concurrency: int = 4
-    ca_bundle: str | None = None
-    verify: bool = True
+    format: str
+    traits: tuple[tuple[str, tuple[str, ...]], ...]
+    input: InputSpec
+    fps: float
+    jpeg_quality: int
+    video_field: str | None
+    token_env: str | None
+    header: str
+    timeout: float
+    retries: int
+    backoff: float
+    max_backoff: float
+    max_retry_after: float
+    concurrency: int
+    ca_bundle: str | None
+    verify: bool
     source: str = ""
 
     def identity(self) -> str:
@@ -133,90 +176,72 @@ def load_description(path: str | os.PathLike) -> Endpoint:
     if not path.is_file():
         raise RaterError(f"{path}: HTTP rater description file does not exist")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RaterError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RaterError(f"{path}: not valid TOML ({exc})") from None
+        data = read_toml(path)
+    except ConfigError as exc:  # a description is part of the rater spec: the rater's error
+        raise RaterError(str(exc)) from None
     return parse_description(data, where=str(path), base=path.parent)
 
 
 def parse_description(data: Mapping[str, Any], *, where: str, base: Path | None = None) -> Endpoint:
     """Every check of a description, in one place; each message names ``where`` and the key."""
+    try:
+        return _parse(data, where, base)
+    except ConfigError as exc:  # the shared rules speak ConfigError; a description is the rater's
+        raise RaterError(str(exc)) from None
 
+
+def _parse(data: Mapping[str, Any], where: str, base: Path | None) -> Endpoint:
     def bad(key: str, why: str) -> RaterError:
         return RaterError(f"{where}: key '{key}' {why}")
 
-    unknown = sorted(set(data) - set(_KEYS))
+    def label(key: str) -> str:  # "traits.openness" -> key 'traits' entry 'openness'
+        name, _, entry = key.partition(".")
+        return f"{where}: key '{name}'" + (f" entry {entry!r}" if entry else "")
+
+    unknown = sorted(set(data) - set(_KEYS), key=str)
     if unknown:
         raise RaterError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(_KEYS)}")
+    v = {name: check(name, data.get(name, key.default), key.rule, where=where, label=label)
+         for name, key in _KEYS.items()}
 
-    def number(key: str, default: float, *, positive: bool = False) -> float:
-        value = data.get(key, default)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or value < 0 or (positive and value == 0):
-            raise bad(key, f"must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
-        return float(value)
-
-    def integer(key: str, default: int, low: int, high: int | None = None) -> int:
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
-            allowed = f"from {low} to {high}" if high else f">= {low}"
-            raise bad(key, f"must be a whole number {allowed}, got {value!r}")
-        return value
-
-    def text(key: str) -> str | None:
-        value = data.get(key)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise bad(key, f"must be a non-empty string, got {value!r}")
-        return value
-
-    url = text("url")
-    if url is None:
+    if v["url"] is None:
         raise bad("url", "is required (the endpoint, e.g. https://api.vendor.example/v1/score)")
-    _check_url(url, where)
+    _check_url(v["url"], where)
 
-    fmt = data.get("format", "frames")
-    if fmt not in FORMATS:
-        raise bad("format", f"must be 'frames' or 'video', got {fmt!r}")
+    traits = v["traits"] if v["traits"] is not None else {t: (t,) for t in OCEAN}
+    for trait, path in traits.items():
+        if not trait.strip():
+            raise bad("traits", "has an empty trait name")
+        if not all(path):
+            raise bad("traits", f"entry {trait!r} has an empty step in its path {data['traits'][trait]!r}")
 
-    traits = _parse_traits(data.get("traits"), bad)
-
-    size = data.get("size", 224)
-    sides = size if isinstance(size, list) and len(size) == 2 else [size]
-    if any(isinstance(s, bool) or not isinstance(s, int) for s in sides):
-        raise bad("size", f"must be a whole number or [height, width], got {size!r}")
-    size = tuple(sides) if len(sides) == 2 else size
-    frames = integer("frames", 16, 1)
     try:
-        spec = InputSpec(size=size, frames=frames)
+        spec = InputSpec(size=v["size"], frames=v["frames"])
     except RaterError as exc:
         raise bad("size", f"does not fit ({exc})") from None
-    if fmt == "video" and any(s % 2 for s in spec.size):
+    if v["format"] == "video" and any(s % 2 for s in spec.size):
         raise bad("size", f"must be even for format 'video' (MP4 frames have even sides), got {list(spec.size)}")
-
-    video_field = text("video_field")
-    if video_field is not None and fmt != "video":
+    if v["video_field"] is not None and v["format"] != "video":
         raise bad("video_field", "only applies to format 'video'")
-    if video_field is not None and not _HEADER_NAME.match(video_field):
-        raise bad("video_field", f"must be a plain form field name, got {video_field!r}")
-    if "jpeg_quality" in data and fmt != "frames":
+    if v["video_field"] is not None and not _HEADER_NAME.match(v["video_field"]):
+        raise bad("video_field", f"must be a plain form field name, got {v['video_field']!r}")
+    if "jpeg_quality" in data and v["format"] != "frames":
         raise bad("jpeg_quality", "only applies to format 'frames'")
 
-    token_env = text("token_env")
+    token_env = v["token_env"]
     if token_env is not None and not _ENV_NAME.match(token_env):
+        # Not echoed: what is there by mistake may be the credential itself.
         raise bad("token_env", "must be the NAME of an environment variable (letters, digits, _), "
                                "not the credential itself")
-    header = text("header")
-    if header is not None and token_env is None:
+    if v["header"] is not None and token_env is None:
         raise bad("header", "needs token_env (the variable whose value replaces {token})")
-    header = header or DEFAULT_HEADER
+    header = v["header"] or DEFAULT_HEADER
     name, sep, value = header.partition(":")
     if not sep or not _HEADER_NAME.match(name.strip()) or value.count("{token}") != 1:
         raise bad("header", "must look like 'Name: text {token} text' with {token} once "
                             f"(the credential itself comes from token_env), got {header!r}")
 
-    ca_bundle = text("ca_bundle")
+    ca_bundle = v["ca_bundle"]
     if ca_bundle is not None:
         bundle = Path(ca_bundle).expanduser()
         if not bundle.is_absolute() and base is not None:
@@ -224,22 +249,17 @@ def parse_description(data: Mapping[str, Any], *, where: str, base: Path | None 
         if not bundle.is_file():
             raise bad("ca_bundle", f"names {bundle}, which does not exist")
         ca_bundle = str(bundle)
-    verify = data.get("verify", True)
-    if not isinstance(verify, bool):
-        raise bad("verify", f"must be true or false, got {verify!r}")
-    if not verify and ca_bundle is not None:
+    if not v["verify"] and ca_bundle is not None:
         raise bad("verify", "is false, so ca_bundle would never be used; keep one of them")
+    if v["backoff"] > v["max_backoff"]:
+        raise bad("backoff", f"({v['backoff']:g} s) is larger than max_backoff ({v['max_backoff']:g} s)")
 
-    max_backoff = number("max_backoff", 30.0)
-    backoff = number("backoff", 0.5)
-    if backoff > max_backoff:
-        raise bad("backoff", f"({backoff:g} s) is larger than max_backoff ({max_backoff:g} s)")
     return Endpoint(
-        url=url, format=fmt, traits=traits, input=spec, fps=number("fps", 8.0, positive=True),
-        jpeg_quality=integer("jpeg_quality", 90, 1, 100), video_field=video_field, token_env=token_env,
-        header=header, timeout=number("timeout", 30.0, positive=True), retries=integer("retries", 3, 0),
-        backoff=backoff, max_backoff=max_backoff, max_retry_after=number("max_retry_after", 60.0),
-        concurrency=integer("concurrency", 4, 1), ca_bundle=ca_bundle, verify=verify, source=where)
+        url=v["url"], format=v["format"], traits=tuple(traits.items()), input=spec, fps=v["fps"],
+        jpeg_quality=v["jpeg_quality"], video_field=v["video_field"], token_env=token_env, header=header,
+        timeout=v["timeout"], retries=v["retries"], backoff=v["backoff"], max_backoff=v["max_backoff"],
+        max_retry_after=v["max_retry_after"], concurrency=v["concurrency"], ca_bundle=ca_bundle,
+        verify=v["verify"], source=where)
 
 
 def _check_url(url: str, where: str) -> None:
@@ -256,29 +276,6 @@ def _check_url(url: str, where: str) -> None:
                          "put the token in an environment variable named by token_env")
     if parts.fragment:
         raise RaterError(f"{where}: key 'url' must not have a #fragment")
-
-
-def _parse_traits(value: Any, bad) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    if value is None:
-        return tuple((t, (t,)) for t in OCEAN)
-    if not isinstance(value, Mapping) or not value:
-        raise bad("traits", "must be a table mapping each trait name to the path of its score, "
-                            "e.g. openness = \"scores.O\"")
-    out = []
-    for trait, path in value.items():
-        if not trait.strip():
-            raise bad("traits", "has an empty trait name")
-        if isinstance(path, str):
-            segments = tuple(path.split("."))
-        elif isinstance(path, list) and path and all(isinstance(s, (str, int)) and not isinstance(s, bool)
-                                                     for s in path):
-            segments = tuple(str(s) for s in path)  # an array spells keys that contain dots
-        else:
-            raise bad("traits", f"entry {trait!r} must be a dotted path string or an array of keys, got {path!r}")
-        if not all(segments):
-            raise bad("traits", f"entry {trait!r} has an empty step in its path {path!r}")
-        out.append((trait, segments))
-    return tuple(out)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
