@@ -5,13 +5,14 @@ The request is either the clip's sampled frames as JPEGs in JSON (``format = "fr
 MP4 file (``format = "video"``, the raw body, or a multipart upload when ``video_field`` is set).
 The response is JSON; ``traits`` maps each trait to a path in it (``"scores.O"``).
 
-Failures are sorted by whether trying again can help: connection errors, timeouts, ``408``,
-``429`` and ``5xx`` (but ``501``, ``505``) are retried with exponential backoff (``Retry-After`` honoured up to
-``max_retry_after``); any other answer fails that clip at once. A clip whose request finally
-fails is reported through :class:`auditkit.errors.PartialScores`, so the audit lists the pair in
-``skipped`` with the reason; it is never scored as zero. Answers that say the whole endpoint is
-misconfigured (a redirect, ``401``/``403``/``404``/``405``/``407``, a TLS certificate that does
-not verify) stop the audit with a :class:`RaterError` instead of skipping every pair.
+The transport is urllib3: a kept-alive connection pool and its ``Retry``. Connection errors,
+timeouts, ``408``, ``429`` and ``5xx`` (but ``501``, ``505``) are retried with urllib3's jittered
+exponential backoff, honouring ``Retry-After`` on ``429`` and ``503`` up to ``max_retry_after``;
+any other answer fails that clip at once. A clip whose request finally fails is reported through
+:class:`auditkit.errors.PartialScores`, so the audit lists the pair in ``skipped`` with the reason;
+it is never scored as zero. Answers that say the whole endpoint is misconfigured (a redirect,
+``401``/``403``/``404``/``405``/``407``, a TLS certificate that does not verify) stop the audit
+with a :class:`RaterError` instead of skipping every pair.
 
 The credential comes from an environment variable named in the description (``token_env``),
 never from the command line; it is kept out of every message, repr, identity and log line.
@@ -21,15 +22,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import ipaddress
 import json
-import logging
 import math
 import os
-import random
 import re
-import socket
 import ssl
 import tempfile
 import threading
@@ -41,19 +38,18 @@ from datetime import timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
-from queue import Empty, LifoQueue
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Iterator, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
 import torch
+from urllib3 import HTTPConnectionPool, Retry, Timeout, connection_from_url, encode_multipart_formdata
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError, ReadTimeoutError
 
 from auditkit.contract.errors import ConfigError, PartialScores, RaterError
 from auditkit.contract.params import Flag, Maybe, Number, OneOf, Rule, Table, Text, check
 from auditkit.contract.rater import OCEAN, InputSpec
 from auditkit.contract.toml import read_toml
-
-log = logging.getLogger("auditkit.http")
 
 FORMATS = ("frames", "video")
 DEFAULT_HEADER = "Authorization: Bearer {token}"
@@ -62,6 +58,8 @@ DEFAULT_HEADER = "Authorization: Bearer {token}"
 FATAL_STATUS = {401: "the credential was refused", 403: "the credential is not allowed to use this endpoint",
                 404: "the URL does not exist", 405: "the endpoint does not accept POST",
                 407: "a proxy wants credentials"}
+# 501 and 505 say the server will never do this, however often it is asked.
+RETRY_STATUS = frozenset({408, 429, *range(500, 600)} - {501, 505})
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -127,9 +125,10 @@ _KEYS: dict[str, _Key] = {
     "header": _Key(Maybe(Text()), None, f"credential header template, with {{token}} (default {DEFAULT_HEADER!r})"),
     "timeout": _Key(_POSITIVE, 30.0, "seconds to connect and to wait for each read"),
     "retries": _Key(_whole(0), 3, "retries after the first attempt"),
-    "backoff": _Key(_NON_NEGATIVE, 0.5, "first retry delay in seconds, doubled each retry"),
+    "backoff": _Key(_NON_NEGATIVE, 0.5, "urllib3's backoff factor: retry n > 1 waits backoff * 2**(n-1) s plus "
+                                        "up to backoff s of jitter; the first retry goes at once"),
     "max_backoff": _Key(_NON_NEGATIVE, 30.0, "longest backoff delay in seconds"),
-    "max_retry_after": _Key(_NON_NEGATIVE, 60.0, "longest Retry-After honoured, in seconds"),
+    "max_retry_after": _Key(_NON_NEGATIVE, 60.0, "longest Retry-After honoured, in seconds (a longer one waits this)"),
     "concurrency": _Key(_whole(1), 4, "requests in flight at once"),
     "ca_bundle": _Key(Maybe(Text()), None, "PEM file of the CA(s) to trust instead of the system's"),
     "verify": _Key(Flag(), True, "check TLS certificates (true unless you must)"),
@@ -278,9 +277,16 @@ def _check_url(url: str, where: str) -> None:
         raise RaterError(f"{where}: key 'url' must not have a #fragment")
 
 
+# ------------------------------------------------------------------------------ retrying
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP-date); ``None``
-    when absent or unreadable (the caller falls back to its own backoff)."""
+    when absent or unreadable (the caller falls back to its own backoff).
+
+    Ours rather than urllib3's ``Retry.parse_retry_after``, which raises ``InvalidHeader`` out of
+    the request for a value it cannot read (``-5``, ``1.5``): a vendor's odd header should cost
+    a backoff, not the clip."""
     if not value:
         return None
     value = value.strip()
@@ -297,6 +303,42 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+class _Retries(Retry):
+    """urllib3's retry rules, with ours on top: a certificate that does not verify is raised at
+    once (it fails the same way every time); ``Retry-After`` is read with
+    :func:`parse_retry_after`, only on 429 and 503 and capped at ``max_retry_after`` (a longer one
+    still retries, after the cap); each retry is counted in ``tally``, which urllib3 passes on
+    to every copy it makes, so the caller knows how many attempts a request took."""
+
+    RETRY_AFTER_STATUS_CODES = frozenset({429, 503})
+
+    def __init__(self, *args: Any, max_retry_after: float = 60.0, tally: list[int] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_retry_after = max_retry_after
+        self.tally = [0] if tally is None else tally
+
+    def new(self, **kw: Any) -> "_Retries":
+        return super().new(max_retry_after=self.max_retry_after, tally=self.tally, **kw)
+
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> "_Retries":
+        if error is not None and _find(error, ssl.SSLCertVerificationError) is not None:
+            raise error
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        self.tally[0] += 1  # not exhausted: another attempt follows
+        return retry
+
+    def get_retry_after(self, response: Any) -> float | None:
+        if response.status not in self.RETRY_AFTER_STATUS_CODES:
+            return None
+        seconds = parse_retry_after(response.headers.get("Retry-After"))
+        return None if seconds is None else min(seconds, self.max_retry_after)
+
+
+# ------------------------------------------------------------------------------ the rater
 
 
 class _Secret:
@@ -324,15 +366,6 @@ class _RowFailed(Exception):
         self.reason = reason
 
 
-class _Retry(Exception):
-    """A failure that trying again may cure; ``wait`` is the server's own Retry-After, if any."""
-
-    def __init__(self, reason: str, wait: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.wait = wait
-
-
 _warned_plain_hosts: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -357,16 +390,15 @@ class HttpRater:
         self.name = name or endpoint.url
         self.identity = endpoint.identity()
         parts = urlsplit(endpoint.url)
-        self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
-        self._port = parts.port
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         where = endpoint.source or endpoint.url
         self._auth: tuple[str, str, _Secret] | None = None  # header name, value template, token
         if endpoint.token_env:
             self._auth = _credential(endpoint, where)
-        self._context = self._tls_context(where) if self._https else None
-        if not self._https and not _is_loopback(self._host):
+        https = parts.scheme == "https"
+        self._context = self._tls_context(where) if https else None
+        if not https and not _is_loopback(self._host):
             with _warned_lock:
                 first = self._host not in _warned_plain_hosts
                 _warned_plain_hosts.add(self._host)
@@ -374,9 +406,9 @@ class HttpRater:
                 warnings.warn(f"{where}: {endpoint.url} is plain http: clips"
                               f"{' and the credential' if self._auth else ''} cross the network unencrypted",
                               InsecureEndpointWarning, stacklevel=3)
-        self._idle: LifoQueue[http.client.HTTPConnection] = LifoQueue()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._threads: ThreadPoolExecutor | None = None
+        self._connections: HTTPConnectionPool | None = None
+        self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "retries": 0, "rows_failed": 0}
 
@@ -419,7 +451,8 @@ class HttpRater:
                              f"{tuple(getattr(x, 'shape', ())) or type(x).__name__}")
         rows = x.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
         rows = rows.permute(0, 1, 3, 4, 2).contiguous().numpy()  # [B, T, H, W, 3] RGB
-        futures = [self._executor().submit(self._score_row, row) for row in rows]
+        threads, connections = self._workers()
+        futures = [threads.submit(self._score_row, row, connections) for row in rows]
         # NaN, not zero, in rows that failed: anything that ignores `failures` trips check_scores.
         scores = torch.full((len(rows), len(self.trait_names)), float("nan"))
         failures: dict[int, str] = {}
@@ -439,23 +472,28 @@ class HttpRater:
             raise PartialScores(scores, failures)
         return scores
 
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.endpoint.concurrency, thread_name_prefix="auditkit-http")
-            return self._pool
+    def _workers(self) -> tuple[ThreadPoolExecutor, HTTPConnectionPool]:
+        with self._lock:
+            if self._threads is None or self._connections is None:
+                ep = self.endpoint
+                tls = {} if self._context is None else {"ssl_context": self._context}
+                # One kept-alive connection per worker thread and never more (block): the
+                # concurrency cap is also what the vendor's rate limit sees.
+                self._connections = connection_from_url(
+                    ep.url, maxsize=ep.concurrency, block=True,
+                    timeout=Timeout(connect=ep.timeout, read=ep.timeout), **tls)
+                self._threads = ThreadPoolExecutor(ep.concurrency, thread_name_prefix="auditkit-http")
+            return self._threads, self._connections
 
     def close(self) -> None:
         """Stop the worker threads and close idle connections (a later call reopens them)."""
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except Empty:
-                break
+        with self._lock:
+            threads, connections = self._threads, self._connections
+            self._threads = self._connections = None
+        if threads is not None:
+            threads.shutdown(wait=True)
+        if connections is not None:
+            connections.close()
 
     def __enter__(self) -> "HttpRater":
         return self
@@ -463,92 +501,59 @@ class HttpRater:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _score_row(self, frames: np.ndarray) -> list[float]:
-        ep = self.endpoint
+    def _score_row(self, frames: np.ndarray, connections: HTTPConnectionPool) -> list[float]:
         body, content_type = self._encode(frames)
-        # Jitter drawn from the request itself: a re-run waits the same way, clips differ.
-        rng = random.Random(hashlib.sha256(body).digest()[:8])
-        attempts = ep.retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._attempt(body, content_type)
-            except _RowFailed as exc:
-                raise _RowFailed(self._redact(f"http: {exc.reason}")) from None
-            except _Retry as exc:
-                if attempt == attempts:
-                    plural = "s" if attempts > 1 else ""
-                    raise _RowFailed(self._redact(f"http: {exc.reason} after {attempts} attempt{plural}")) from None
-                if exc.wait is not None:
-                    delay = min(exc.wait, ep.max_retry_after)
-                else:
-                    step = min(ep.max_backoff, ep.backoff * 2 ** (attempt - 1))
-                    delay = step / 2 + rng.uniform(0, step / 2)
-                with self._stats_lock:
-                    self.stats["retries"] += 1
-                log.debug("POST %s: %s; retry %d of %d in %.2f s", ep.url, self._redact(exc.reason),
-                          attempt, attempts - 1, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
-
-    def _attempt(self, body: bytes, content_type: str) -> list[float]:
         ep = self.endpoint
+        retries = _Retries(
+            total=ep.retries, allowed_methods=frozenset({"POST"}), status_forcelist=RETRY_STATUS,
+            backoff_factor=ep.backoff, backoff_max=ep.max_backoff, backoff_jitter=ep.backoff,
+            respect_retry_after_header=True, max_retry_after=ep.max_retry_after, raise_on_status=False)
         try:
-            status, phrase, headers, data = self._post(body, content_type)
-        except ssl.SSLCertVerificationError as exc:
-            raise RaterError(f"{self.name}: the TLS certificate of {self._host} does not verify "
-                             f"({exc.verify_message or exc.reason}); for a private CA set ca_bundle in the "
-                             "description") from None
-        except (TimeoutError, socket.timeout):
-            raise _Retry(f"no answer within the timeout ({ep.timeout:g} s)") from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise _Retry(f"connection failed ({type(exc).__name__}"
-                         f"{': ' + str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
-        label = f"{status} {phrase or _phrase(status)}".strip()
-        if 200 <= status < 300:
-            return self._read_scores(data)
-        detail = _detail(data)
-        if 300 <= status < 400:
-            raise RaterError(f"{self.name}: {ep.url} answered {label}, a redirect to "
-                             f"{headers.get('Location', '(no Location)')}; redirects are not followed (they "
-                             "would carry the credential elsewhere): put the final URL in the description")
-        if status in FATAL_STATUS:
-            hint = f" (${ep.token_env})" if status in (401, 403) and ep.token_env else ""
-            raise RaterError(self._redact(f"{self.name}: {ep.url} answered {label}: "
-                                          f"{FATAL_STATUS[status]}{hint}{detail}"))
-        if status in (408, 429) or (status >= 500 and status not in (501, 505)):
-            wait = parse_retry_after(headers.get("Retry-After")) if status in (429, 503) else None
-            raise _Retry(f"{label}{detail}", wait)
-        raise _RowFailed(f"{label}{detail}")
+            return self._post(connections, body, content_type, retries)
+        except _RowFailed as exc:
+            raise _RowFailed(self._redact(f"http: {exc.reason}")) from None
+        finally:
+            with self._stats_lock:
+                self.stats["requests"] += 1 + retries.tally[0]
+                self.stats["retries"] += retries.tally[0]
 
-    def _post(self, body: bytes, content_type: str) -> tuple[int, str, http.client.HTTPMessage, bytes]:
-        try:
-            conn = self._idle.get_nowait()
-        except Empty:
-            conn = self._connect()
+    def _post(self, connections: HTTPConnectionPool, body: bytes, content_type: str, retries: _Retries) -> list[float]:
+        ep = self.endpoint
         headers = {"Content-Type": content_type, "Accept": "application/json", "User-Agent": "auditkit-http"}
         if self._auth is not None:
             name, template, token = self._auth
             headers[name] = template.replace("{token}", token.reveal())
-        with self._stats_lock:
-            self.stats["requests"] += 1
         try:
-            conn.request("POST", self._target, body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        except BaseException:
-            conn.close()
-            raise
-        if response.will_close:
-            conn.close()
-        else:
-            self._idle.put(conn)  # keep-alive: the next clip skips the TCP and TLS handshakes
-        return response.status, response.reason, response.headers, data
+            # redirect=False: a redirect would carry the credential elsewhere; it is refused below.
+            response = connections.urlopen("POST", self._target, body=body, headers=headers, retries=retries,
+                                           redirect=False)
+        except HTTPError as exc:
+            cert = _find(exc, ssl.SSLCertVerificationError)
+            if cert is not None:
+                raise RaterError(f"{self.name}: the TLS certificate of {self._host} does not verify "
+                                 f"({cert.verify_message or cert.reason}); for a private CA set ca_bundle in the "
+                                 "description") from None
+            if isinstance(exc, MaxRetryError):
+                raise _RowFailed(f"{_why(exc.reason or exc, ep.timeout)}{_after(retries)}") from None
+            raise _RowFailed(f"the answer could not be read ({_name(exc)})") from None
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self.endpoint.timeout,
-                                               context=self._context)
-        return http.client.HTTPConnection(self._host, self._port, timeout=self.endpoint.timeout)
+        status = response.status
+        label = f"{status} {response.reason or _phrase(status)}".strip()
+        if 200 <= status < 300:
+            return self._read_scores(response.data)
+        detail = _detail(response.data)
+        if 300 <= status < 400:
+            raise RaterError(self._redact(
+                f"{self.name}: {ep.url} answered {label}, a redirect to "
+                f"{response.headers.get('Location', '(no Location)')}; redirects are not followed (they "
+                "would carry the credential elsewhere): put the final URL in the description"))
+        if status in FATAL_STATUS:
+            hint = f" (${ep.token_env})" if status in (401, 403) and ep.token_env else ""
+            raise RaterError(self._redact(f"{self.name}: {ep.url} answered {label}: "
+                                          f"{FATAL_STATUS[status]}{hint}{detail}"))
+        if status in RETRY_STATUS:  # urllib3 hands back the last answer once the retries are spent
+            raise _RowFailed(f"{label}{detail}{_after(retries)}")
+        raise _RowFailed(f"{label}{detail}")
 
     def _redact(self, text: str) -> str:
         if self._auth is not None:
@@ -574,11 +579,9 @@ class HttpRater:
         video = _mp4(frames, ep.fps, self.name)
         if ep.video_field is None:
             return video, "video/mp4"
-        boundary = "auditkit-" + hashlib.sha256(video).hexdigest()[:32]
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{ep.video_field}\"; "
-                f"filename=\"clip.mp4\"\r\nContent-Type: video/mp4\r\n\r\n").encode() + video
-        body += f"\r\n--{boundary}--\r\n".encode()
-        return body, f"multipart/form-data; boundary={boundary}"
+        # A boundary drawn from the clip, not at random: the same clip is the same request every run.
+        return encode_multipart_formdata({ep.video_field: ("clip.mp4", video, "video/mp4")},
+                                         boundary="auditkit-" + hashlib.sha256(video).hexdigest()[:32])
 
     def _read_scores(self, data: bytes) -> list[float]:
         try:
@@ -635,6 +638,41 @@ def _mp4(frames: np.ndarray, fps: float, name: str) -> bytes:
         return Path(tmp).read_bytes()
     finally:
         os.unlink(tmp)
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and what it wraps, outermost first: urllib3 keeps the original error in
+    ``__cause__`` (``NewConnectionError``, ``MaxRetryError``) or in its args (``ProtocolError``,
+    ``SSLError``)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or next((a for a in current.args if isinstance(a, BaseException)), None)
+
+
+def _find(error: BaseException, kind: type[BaseException]) -> Any:
+    return next((e for e in _causes(error) if isinstance(e, kind)), None)
+
+
+def _name(error: BaseException) -> str:
+    """The innermost error as ``Type: first line``; the outer ones are urllib3's wrappers."""
+    *_, root = _causes(error)
+    text = str(root).splitlines()[0][:120] if str(root) else ""
+    return f"{type(root).__name__}{': ' + text if text else ''}"
+
+
+def _why(error: BaseException, timeout: float) -> str:
+    # NewConnectionError is a ConnectTimeoutError in urllib3, but a refused connection is no timeout.
+    if isinstance(error, (ReadTimeoutError, ConnectTimeoutError)) and not isinstance(error, NewConnectionError):
+        return f"no answer within the timeout ({timeout:g} s)"
+    return f"connection failed ({_name(error)})"
+
+
+def _after(retries: _Retries) -> str:
+    attempts = 1 + retries.tally[0]
+    return f" after {attempts} attempt{'s' if attempts > 1 else ''}"
 
 
 def _phrase(status: int) -> str:
