@@ -4,7 +4,8 @@ A vendor-like endpoint runs in its own process on 127.0.0.1. It fails a share of
 transiently (503, 429 with ``Retry-After``, or a dropped connection, drawn per request at random)
 and rejects some clips permanently (``422 no face detected``): those clips carry a striped band
 that survives the lighting edit, so the rejection is a property of the clip, the same on every
-retry and for its edited copy. Everything else is scored from image statistics, as
+retry and for each of its inputs (the original, the edited copy and the ``control:retest`` copy
+every audit adds). Everything else is scored from image statistics, as
 ``builtin:appearance`` does. The audit runs through ``auditkit.run_audit`` with ``lighting:dim``.
 
 Prints and checks: requests made (server and client agree), transient failures seen by kind,
@@ -216,6 +217,8 @@ def report(args, result, rater, log: list[list[str]], truth: dict[str, bool], wa
     unrecovered = sorted(d for d in hit if final[d].startswith("transient:"))
     recovered = len(hit) - len(unrecovered)
     doomed = {c for c, bad in truth.items() if bad}
+    conditions = sorted({t.perturbation for t in result.tests})  # lighting:dim and control:retest
+    inputs_per_clip = 1 + len(conditions)  # the original and one copy per condition
     skipped = {s.clip for s in result.skipped}
     wrong_reason = [s for s in result.skipped
                     if "http: 422 Unprocessable Entity" not in s.reason or "no face detected" not in s.reason]
@@ -228,20 +231,21 @@ def report(args, result, rater, log: list[list[str]], truth: dict[str, bool], wa
           + ", ".join(f"{k.split(':')[1]} {v}" for k, v in sorted(transient.items())) + ")")
     print(f"recovered: {recovered} of {len(hit)} inputs that saw a transient failure")
     print(f"permanent: {len(doomed)} clips rejected by design, {rejected_inputs} inputs answered 422, "
-          f"{len(result.skipped)} pairs skipped")
+          f"{len(result.skipped)} pairs skipped ({', '.join(conditions)})")
     print(f"scored pairs: {result.n_clips} of {len(truth)}; per test n = "
           f"{sorted({t.n for t in result.tests})}")
     print(f"wall time: {wall:.1f} s for the audit; {len(log) / wall:.0f} requests/s, "
-          f"{2 * len(truth) / wall:.0f} clip inputs/s")
+          f"{inputs_per_clip * len(truth) / wall:.0f} clip inputs/s")
 
     checks = [
         ("server and client agree on the number of requests", len(log) == rater.stats["requests"]),
         ("each transient failure was retried", rater.stats["retries"] == sum(transient.values())),
         ("every transient failure recovered", not unrecovered and not [
             s for s in result.skipped if "attempt" in s.reason]),
-        ("the vendor rejected both inputs of each rejected clip, nothing else",
-         rejected_inputs == 2 * len(doomed) and outcomes.get("permanent:422", 0) == rejected_inputs),
-        ("skipped pairs are exactly the rejected clips", skipped == doomed and len(result.skipped) == len(doomed)),
+        ("the vendor rejected every input of each rejected clip, nothing else",
+         rejected_inputs == inputs_per_clip * len(doomed) and outcomes.get("permanent:422", 0) == rejected_inputs),
+        ("skipped pairs are exactly the rejected clips, once per condition",
+         skipped == doomed and len(result.skipped) == len(conditions) * len(doomed)),
         ("each skipped pair names the vendor's 422", not wrong_reason),
         ("no other pair is missing", result.n_clips == expected_n and {t.n for t in result.tests} == {expected_n}),
         ("transient failures happened at all", sum(transient.values()) > 0 or args.transient == 0),

@@ -77,10 +77,11 @@ class Number(Rule):
 @dataclass(frozen=True)
 class OneOf(Rule):
     values: tuple[str, ...]
+    text: str = ""  # what to say instead of "one of a, b" (a file format's own spelling of them)
 
     @property
     def what(self) -> str:  # type: ignore[override]
-        return "one of " + ", ".join(self.values)
+        return self.text or "one of " + ", ".join(self.values)
 
     def __call__(self, value: Any) -> Any:
         if value not in self.values:
@@ -150,13 +151,14 @@ class Table(Rule):
 
     values: Rule
     what_text: str = "a table of name = number"
+    empty_ok: bool = True
 
     @property
     def what(self) -> str:  # type: ignore[override]
         return self.what_text
 
     def __call__(self, value: Any) -> Any:
-        if not isinstance(value, Mapping):
+        if not isinstance(value, Mapping) or (not value and not self.empty_ok):
             raise self.refuse(value)
         out = {}
         for key, item in value.items():

@@ -8,7 +8,6 @@ its command-line flag and its help text; the command line is built from the same
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,11 +15,8 @@ from typing import Any, Mapping
 from auditkit.contract.errors import ConfigError
 from auditkit.contract.params import (Either, Flag, Maybe, Names, Number, OneOf, Pairs, Rule, Table,
                                       Text, check)
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+# read_toml stays importable from here too: the pytest plugin's suite files read through it.
+from auditkit.contract.toml import read_toml, tomllib
 
 CORRECTIONS = ("holm", "bh", "bonferroni", "none")
 DEVICES = ("auto", "cpu", "cuda")
@@ -219,18 +215,6 @@ class AuditConfig:
         out["contrasts"] = [list(c) for c in self.contrasts]
         out["fail_on"] = list(self.fail_on)
         return out
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """A TOML file as a dict; unreadable or invalid files are one line naming the file."""
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
 def rebase(values: Mapping[str, Any], base: Path) -> dict[str, Any]:

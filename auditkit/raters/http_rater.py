@@ -5,13 +5,14 @@ The request is either the clip's sampled frames as JPEGs in JSON (``format = "fr
 MP4 file (``format = "video"``, the raw body, or a multipart upload when ``video_field`` is set).
 The response is JSON; ``traits`` maps each trait to a path in it (``"scores.O"``).
 
-Failures are sorted by whether trying again can help: connection errors, timeouts, ``408``,
-``429`` and ``5xx`` (but ``501``, ``505``) are retried with exponential backoff (``Retry-After`` honoured up to
-``max_retry_after``); any other answer fails that clip at once. A clip whose request finally
-fails is reported through :class:`auditkit.errors.PartialScores`, so the audit lists the pair in
-``skipped`` with the reason; it is never scored as zero. Answers that say the whole endpoint is
-misconfigured (a redirect, ``401``/``403``/``404``/``405``/``407``, a TLS certificate that does
-not verify) stop the audit with a :class:`RaterError` instead of skipping every pair.
+The transport is urllib3: a kept-alive connection pool and its ``Retry``. Connection errors,
+timeouts, ``408``, ``429`` and ``5xx`` (but ``501``, ``505``) are retried with urllib3's jittered
+exponential backoff, honouring ``Retry-After`` on ``429`` and ``503`` up to ``max_retry_after``;
+any other answer fails that clip at once. A clip whose request finally fails is reported through
+:class:`auditkit.errors.PartialScores`, so the audit lists the pair in ``skipped`` with the reason;
+it is never scored as zero. Answers that say the whole endpoint is misconfigured (a redirect,
+``401``/``403``/``404``/``405``/``407``, a TLS certificate that does not verify) stop the audit
+with a :class:`RaterError` instead of skipping every pair.
 
 The credential comes from an environment variable named in the description (``token_env``),
 never from the command line; it is kept out of every message, repr, identity and log line.
@@ -21,15 +22,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import ipaddress
 import json
-import logging
 import math
 import os
-import random
 import re
-import socket
 import ssl
 import tempfile
 import threading
@@ -41,22 +38,18 @@ from datetime import timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
-from queue import Empty, LifoQueue
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
 import torch
+from urllib3 import HTTPConnectionPool, Retry, Timeout, connection_from_url, encode_multipart_formdata
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError, ReadTimeoutError
 
-from auditkit.contract.errors import PartialScores, RaterError
+from auditkit.contract.errors import ConfigError, PartialScores, RaterError
+from auditkit.contract.params import Flag, Maybe, Number, OneOf, Rule, Table, Text, check
 from auditkit.contract.rater import OCEAN, InputSpec
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
-log = logging.getLogger("auditkit.http")
+from auditkit.contract.toml import read_toml
 
 FORMATS = ("frames", "video")
 DEFAULT_HEADER = "Authorization: Bearer {token}"
@@ -65,27 +58,9 @@ DEFAULT_HEADER = "Authorization: Bearer {token}"
 FATAL_STATUS = {401: "the credential was refused", 403: "the credential is not allowed to use this endpoint",
                 404: "the URL does not exist", 405: "the endpoint does not accept POST",
                 407: "a proxy wants credentials"}
+# 501 and 505 say the server will never do this, however often it is asked.
+RETRY_STATUS = frozenset({408, 429, *range(500, 600)} - {501, 505})
 
-_KEYS = {
-    "url": "the endpoint, https://host/path",
-    "format": "'frames' (JPEGs in JSON) or 'video' (MP4)",
-    "traits": "table: trait name -> path of its score in the JSON response",
-    "size": "frame size sent, N or [height, width]",
-    "frames": "frames sampled per clip",
-    "fps": "frame rate written into the request",
-    "jpeg_quality": "1-100, for format 'frames'",
-    "video_field": "multipart form field for format 'video' (raw body when absent)",
-    "token_env": "environment variable that holds the credential",
-    "header": "credential header template, with {token}",
-    "timeout": "seconds to connect and to wait for each read",
-    "retries": "retries after the first attempt",
-    "backoff": "first retry delay in seconds, doubled each retry",
-    "max_backoff": "longest backoff delay in seconds",
-    "max_retry_after": "longest Retry-After honoured, in seconds",
-    "concurrency": "requests in flight at once",
-    "ca_bundle": "PEM file of the CA(s) to trust instead of the system's",
-    "verify": "check TLS certificates (true unless you must)",
-}
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -94,27 +69,94 @@ class InsecureEndpointWarning(UserWarning):
     """Clips (and any credential) travel where others could read or alter them."""
 
 
+# ------------------------------------------------------------------------------ the description
+
+
+@dataclass(frozen=True)
+class _Size(Rule):
+    what = "a whole number or [height, width]"
+
+    def __call__(self, value: Any) -> Any:
+        sides = value if isinstance(value, (list, tuple)) and len(value) == 2 else [value]
+        if any(isinstance(s, bool) or not isinstance(s, int) for s in sides):
+            raise self.refuse(value)
+        return tuple(sides) if len(sides) == 2 else value
+
+
+@dataclass(frozen=True)
+class _TraitPath(Rule):
+    what = "a dotted path string or an array of keys"
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(value.split("."))
+        if isinstance(value, (list, tuple)) and value and all(
+                isinstance(s, (str, int)) and not isinstance(s, bool) for s in value):
+            return tuple(str(s) for s in value)  # an array spells keys that contain dots
+        raise self.refuse(value)
+
+
+def _whole(low: int, high: int | None = None) -> Number:
+    allowed = f"from {low} to {high}" if high is not None else f">= {low}"
+    return Number(low, high, integer=True, text=f"a whole number {allowed}")
+
+
+class _Key(NamedTuple):
+    rule: Rule
+    default: Any
+    help: str
+
+
+_POSITIVE = Number(0.0, low_open=True, text="a positive number")
+_NON_NEGATIVE = Number(0.0, text="a non-negative number")
+# Every key of a description, declared once: its rule, its default and what it means.
+_KEYS: dict[str, _Key] = {
+    "url": _Key(Maybe(Text()), None, "the endpoint, https://host/path (required)"),
+    "format": _Key(OneOf(FORMATS, text="'frames' or 'video'"), "frames", "'frames' (JPEGs in JSON) or 'video' (MP4)"),
+    "traits": _Key(Maybe(Table(_TraitPath(), "a table mapping each trait name to the path of its score, "
+                                             "e.g. openness = \"scores.O\"", empty_ok=False)),
+                   None, "table: trait name -> path of its score in the JSON response (default: OCEAN names)"),
+    "size": _Key(_Size(), 224, "frame size sent, N or [height, width]"),
+    "frames": _Key(_whole(1), 16, "frames sampled per clip"),
+    "fps": _Key(_POSITIVE, 8.0, "frame rate written into the request"),
+    "jpeg_quality": _Key(_whole(1, 100), 90, "1-100, for format 'frames'"),
+    "video_field": _Key(Maybe(Text()), None, "multipart form field for format 'video' (raw body when absent)"),
+    "token_env": _Key(Maybe(Text()), None, "environment variable that holds the credential"),
+    "header": _Key(Maybe(Text()), None, f"credential header template, with {{token}} (default {DEFAULT_HEADER!r})"),
+    "timeout": _Key(_POSITIVE, 30.0, "seconds to connect and to wait for each read"),
+    "retries": _Key(_whole(0), 3, "retries after the first attempt"),
+    "backoff": _Key(_NON_NEGATIVE, 0.5, "urllib3's backoff factor: retry n > 1 waits backoff * 2**(n-1) s plus "
+                                        "up to backoff s of jitter; the first retry goes at once"),
+    "max_backoff": _Key(_NON_NEGATIVE, 30.0, "longest backoff delay in seconds"),
+    "max_retry_after": _Key(_NON_NEGATIVE, 60.0, "longest Retry-After honoured, in seconds (a longer one waits this)"),
+    "concurrency": _Key(_whole(1), 4, "requests in flight at once"),
+    "ca_bundle": _Key(Maybe(Text()), None, "PEM file of the CA(s) to trust instead of the system's"),
+    "verify": _Key(Flag(), True, "check TLS certificates (true unless you must)"),
+}
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """A validated endpoint description. Holds the name of the credential's variable, never its value."""
+    """A validated endpoint description (keys as in ``_KEYS``). Holds the name of the
+    credential's variable, never its value."""
 
     url: str
-    format: str = "frames"
-    traits: tuple[tuple[str, tuple[str, ...]], ...] = tuple((t, (t,)) for t in OCEAN)
-    input: InputSpec = InputSpec(size=(224, 224), frames=16)
-    fps: float = 8.0
-    jpeg_quality: int = 90
-    video_field: str | None = None
-    token_env: str | None = None
-    header: str = DEFAULT_HEADER
-    timeout: float = 30.0
-    retries: int = 3
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    max_retry_after: float = 60.0
-    concurrency: int = 4
-    ca_bundle: str | None = None
-    verify: bool = True
+    format: str
+    traits: tuple[tuple[str, tuple[str, ...]], ...]
+    input: InputSpec
+    fps: float
+    jpeg_quality: int
+    video_field: str | None
+    token_env: str | None
+    header: str
+    timeout: float
+    retries: int
+    backoff: float
+    max_backoff: float
+    max_retry_after: float
+    concurrency: int
+    ca_bundle: str | None
+    verify: bool
     source: str = ""
 
     def identity(self) -> str:
@@ -133,90 +175,72 @@ def load_description(path: str | os.PathLike) -> Endpoint:
     if not path.is_file():
         raise RaterError(f"{path}: HTTP rater description file does not exist")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RaterError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RaterError(f"{path}: not valid TOML ({exc})") from None
+        data = read_toml(path)
+    except ConfigError as exc:  # a description is part of the rater spec: the rater's error
+        raise RaterError(str(exc)) from None
     return parse_description(data, where=str(path), base=path.parent)
 
 
 def parse_description(data: Mapping[str, Any], *, where: str, base: Path | None = None) -> Endpoint:
     """Every check of a description, in one place; each message names ``where`` and the key."""
+    try:
+        return _parse(data, where, base)
+    except ConfigError as exc:  # the shared rules speak ConfigError; a description is the rater's
+        raise RaterError(str(exc)) from None
 
+
+def _parse(data: Mapping[str, Any], where: str, base: Path | None) -> Endpoint:
     def bad(key: str, why: str) -> RaterError:
         return RaterError(f"{where}: key '{key}' {why}")
 
-    unknown = sorted(set(data) - set(_KEYS))
+    def label(key: str) -> str:  # "traits.openness" -> key 'traits' entry 'openness'
+        name, _, entry = key.partition(".")
+        return f"{where}: key '{name}'" + (f" entry {entry!r}" if entry else "")
+
+    unknown = sorted(set(data) - set(_KEYS), key=str)
     if unknown:
         raise RaterError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(_KEYS)}")
+    v = {name: check(name, data.get(name, key.default), key.rule, where=where, label=label)
+         for name, key in _KEYS.items()}
 
-    def number(key: str, default: float, *, positive: bool = False) -> float:
-        value = data.get(key, default)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or value < 0 or (positive and value == 0):
-            raise bad(key, f"must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
-        return float(value)
-
-    def integer(key: str, default: int, low: int, high: int | None = None) -> int:
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
-            allowed = f"from {low} to {high}" if high else f">= {low}"
-            raise bad(key, f"must be a whole number {allowed}, got {value!r}")
-        return value
-
-    def text(key: str) -> str | None:
-        value = data.get(key)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise bad(key, f"must be a non-empty string, got {value!r}")
-        return value
-
-    url = text("url")
-    if url is None:
+    if v["url"] is None:
         raise bad("url", "is required (the endpoint, e.g. https://api.vendor.example/v1/score)")
-    _check_url(url, where)
+    _check_url(v["url"], where)
 
-    fmt = data.get("format", "frames")
-    if fmt not in FORMATS:
-        raise bad("format", f"must be 'frames' or 'video', got {fmt!r}")
+    traits = v["traits"] if v["traits"] is not None else {t: (t,) for t in OCEAN}
+    for trait, path in traits.items():
+        if not trait.strip():
+            raise bad("traits", "has an empty trait name")
+        if not all(path):
+            raise bad("traits", f"entry {trait!r} has an empty step in its path {data['traits'][trait]!r}")
 
-    traits = _parse_traits(data.get("traits"), bad)
-
-    size = data.get("size", 224)
-    sides = size if isinstance(size, list) and len(size) == 2 else [size]
-    if any(isinstance(s, bool) or not isinstance(s, int) for s in sides):
-        raise bad("size", f"must be a whole number or [height, width], got {size!r}")
-    size = tuple(sides) if len(sides) == 2 else size
-    frames = integer("frames", 16, 1)
     try:
-        spec = InputSpec(size=size, frames=frames)
+        spec = InputSpec(size=v["size"], frames=v["frames"])
     except RaterError as exc:
         raise bad("size", f"does not fit ({exc})") from None
-    if fmt == "video" and any(s % 2 for s in spec.size):
+    if v["format"] == "video" and any(s % 2 for s in spec.size):
         raise bad("size", f"must be even for format 'video' (MP4 frames have even sides), got {list(spec.size)}")
-
-    video_field = text("video_field")
-    if video_field is not None and fmt != "video":
+    if v["video_field"] is not None and v["format"] != "video":
         raise bad("video_field", "only applies to format 'video'")
-    if video_field is not None and not _HEADER_NAME.match(video_field):
-        raise bad("video_field", f"must be a plain form field name, got {video_field!r}")
-    if "jpeg_quality" in data and fmt != "frames":
+    if v["video_field"] is not None and not _HEADER_NAME.match(v["video_field"]):
+        raise bad("video_field", f"must be a plain form field name, got {v['video_field']!r}")
+    if "jpeg_quality" in data and v["format"] != "frames":
         raise bad("jpeg_quality", "only applies to format 'frames'")
 
-    token_env = text("token_env")
+    token_env = v["token_env"]
     if token_env is not None and not _ENV_NAME.match(token_env):
+        # Not echoed: what is there by mistake may be the credential itself.
         raise bad("token_env", "must be the NAME of an environment variable (letters, digits, _), "
                                "not the credential itself")
-    header = text("header")
-    if header is not None and token_env is None:
+    if v["header"] is not None and token_env is None:
         raise bad("header", "needs token_env (the variable whose value replaces {token})")
-    header = header or DEFAULT_HEADER
+    header = v["header"] or DEFAULT_HEADER
     name, sep, value = header.partition(":")
     if not sep or not _HEADER_NAME.match(name.strip()) or value.count("{token}") != 1:
         raise bad("header", "must look like 'Name: text {token} text' with {token} once "
                             f"(the credential itself comes from token_env), got {header!r}")
 
-    ca_bundle = text("ca_bundle")
+    ca_bundle = v["ca_bundle"]
     if ca_bundle is not None:
         bundle = Path(ca_bundle).expanduser()
         if not bundle.is_absolute() and base is not None:
@@ -224,22 +248,17 @@ def parse_description(data: Mapping[str, Any], *, where: str, base: Path | None 
         if not bundle.is_file():
             raise bad("ca_bundle", f"names {bundle}, which does not exist")
         ca_bundle = str(bundle)
-    verify = data.get("verify", True)
-    if not isinstance(verify, bool):
-        raise bad("verify", f"must be true or false, got {verify!r}")
-    if not verify and ca_bundle is not None:
+    if not v["verify"] and ca_bundle is not None:
         raise bad("verify", "is false, so ca_bundle would never be used; keep one of them")
+    if v["backoff"] > v["max_backoff"]:
+        raise bad("backoff", f"({v['backoff']:g} s) is larger than max_backoff ({v['max_backoff']:g} s)")
 
-    max_backoff = number("max_backoff", 30.0)
-    backoff = number("backoff", 0.5)
-    if backoff > max_backoff:
-        raise bad("backoff", f"({backoff:g} s) is larger than max_backoff ({max_backoff:g} s)")
     return Endpoint(
-        url=url, format=fmt, traits=traits, input=spec, fps=number("fps", 8.0, positive=True),
-        jpeg_quality=integer("jpeg_quality", 90, 1, 100), video_field=video_field, token_env=token_env,
-        header=header, timeout=number("timeout", 30.0, positive=True), retries=integer("retries", 3, 0),
-        backoff=backoff, max_backoff=max_backoff, max_retry_after=number("max_retry_after", 60.0),
-        concurrency=integer("concurrency", 4, 1), ca_bundle=ca_bundle, verify=verify, source=where)
+        url=v["url"], format=v["format"], traits=tuple(traits.items()), input=spec, fps=v["fps"],
+        jpeg_quality=v["jpeg_quality"], video_field=v["video_field"], token_env=token_env, header=header,
+        timeout=v["timeout"], retries=v["retries"], backoff=v["backoff"], max_backoff=v["max_backoff"],
+        max_retry_after=v["max_retry_after"], concurrency=v["concurrency"], ca_bundle=ca_bundle,
+        verify=v["verify"], source=where)
 
 
 def _check_url(url: str, where: str) -> None:
@@ -258,32 +277,16 @@ def _check_url(url: str, where: str) -> None:
         raise RaterError(f"{where}: key 'url' must not have a #fragment")
 
 
-def _parse_traits(value: Any, bad) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    if value is None:
-        return tuple((t, (t,)) for t in OCEAN)
-    if not isinstance(value, Mapping) or not value:
-        raise bad("traits", "must be a table mapping each trait name to the path of its score, "
-                            "e.g. openness = \"scores.O\"")
-    out = []
-    for trait, path in value.items():
-        if not trait.strip():
-            raise bad("traits", "has an empty trait name")
-        if isinstance(path, str):
-            segments = tuple(path.split("."))
-        elif isinstance(path, list) and path and all(isinstance(s, (str, int)) and not isinstance(s, bool)
-                                                     for s in path):
-            segments = tuple(str(s) for s in path)  # an array spells keys that contain dots
-        else:
-            raise bad("traits", f"entry {trait!r} must be a dotted path string or an array of keys, got {path!r}")
-        if not all(segments):
-            raise bad("traits", f"entry {trait!r} has an empty step in its path {path!r}")
-        out.append((trait, segments))
-    return tuple(out)
+# ------------------------------------------------------------------------------ retrying
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP-date); ``None``
-    when absent or unreadable (the caller falls back to its own backoff)."""
+    when absent or unreadable (the caller falls back to its own backoff).
+
+    Ours rather than urllib3's ``Retry.parse_retry_after``, which raises ``InvalidHeader`` out of
+    the request for a value it cannot read (``-5``, ``1.5``): a vendor's odd header should cost
+    a backoff, not the clip."""
     if not value:
         return None
     value = value.strip()
@@ -300,6 +303,42 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+class _Retries(Retry):
+    """urllib3's retry rules, with ours on top: a certificate that does not verify is raised at
+    once (it fails the same way every time); ``Retry-After`` is read with
+    :func:`parse_retry_after`, only on 429 and 503 and capped at ``max_retry_after`` (a longer one
+    still retries, after the cap); each retry is counted in ``tally``, which urllib3 passes on
+    to every copy it makes, so the caller knows how many attempts a request took."""
+
+    RETRY_AFTER_STATUS_CODES = frozenset({429, 503})
+
+    def __init__(self, *args: Any, max_retry_after: float = 60.0, tally: list[int] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_retry_after = max_retry_after
+        self.tally = [0] if tally is None else tally
+
+    def new(self, **kw: Any) -> "_Retries":
+        return super().new(max_retry_after=self.max_retry_after, tally=self.tally, **kw)
+
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> "_Retries":
+        if error is not None and _find(error, ssl.SSLCertVerificationError) is not None:
+            raise error
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        self.tally[0] += 1  # not exhausted: another attempt follows
+        return retry
+
+    def get_retry_after(self, response: Any) -> float | None:
+        if response.status not in self.RETRY_AFTER_STATUS_CODES:
+            return None
+        seconds = parse_retry_after(response.headers.get("Retry-After"))
+        return None if seconds is None else min(seconds, self.max_retry_after)
+
+
+# ------------------------------------------------------------------------------ the rater
 
 
 class _Secret:
@@ -327,15 +366,6 @@ class _RowFailed(Exception):
         self.reason = reason
 
 
-class _Retry(Exception):
-    """A failure that trying again may cure; ``wait`` is the server's own Retry-After, if any."""
-
-    def __init__(self, reason: str, wait: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.wait = wait
-
-
 _warned_plain_hosts: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -360,16 +390,15 @@ class HttpRater:
         self.name = name or endpoint.url
         self.identity = endpoint.identity()
         parts = urlsplit(endpoint.url)
-        self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
-        self._port = parts.port
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         where = endpoint.source or endpoint.url
         self._auth: tuple[str, str, _Secret] | None = None  # header name, value template, token
         if endpoint.token_env:
             self._auth = _credential(endpoint, where)
-        self._context = self._tls_context(where) if self._https else None
-        if not self._https and not _is_loopback(self._host):
+        https = parts.scheme == "https"
+        self._context = self._tls_context(where) if https else None
+        if not https and not _is_loopback(self._host):
             with _warned_lock:
                 first = self._host not in _warned_plain_hosts
                 _warned_plain_hosts.add(self._host)
@@ -377,9 +406,9 @@ class HttpRater:
                 warnings.warn(f"{where}: {endpoint.url} is plain http: clips"
                               f"{' and the credential' if self._auth else ''} cross the network unencrypted",
                               InsecureEndpointWarning, stacklevel=3)
-        self._idle: LifoQueue[http.client.HTTPConnection] = LifoQueue()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._threads: ThreadPoolExecutor | None = None
+        self._connections: HTTPConnectionPool | None = None
+        self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "retries": 0, "rows_failed": 0}
 
@@ -422,7 +451,8 @@ class HttpRater:
                              f"{tuple(getattr(x, 'shape', ())) or type(x).__name__}")
         rows = x.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
         rows = rows.permute(0, 1, 3, 4, 2).contiguous().numpy()  # [B, T, H, W, 3] RGB
-        futures = [self._executor().submit(self._score_row, row) for row in rows]
+        threads, connections = self._workers()
+        futures = [threads.submit(self._score_row, row, connections) for row in rows]
         # NaN, not zero, in rows that failed: anything that ignores `failures` trips check_scores.
         scores = torch.full((len(rows), len(self.trait_names)), float("nan"))
         failures: dict[int, str] = {}
@@ -442,23 +472,28 @@ class HttpRater:
             raise PartialScores(scores, failures)
         return scores
 
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.endpoint.concurrency, thread_name_prefix="auditkit-http")
-            return self._pool
+    def _workers(self) -> tuple[ThreadPoolExecutor, HTTPConnectionPool]:
+        with self._lock:
+            if self._threads is None or self._connections is None:
+                ep = self.endpoint
+                tls = {} if self._context is None else {"ssl_context": self._context}
+                # One kept-alive connection per worker thread and never more (block): the
+                # concurrency cap is also what the vendor's rate limit sees.
+                self._connections = connection_from_url(
+                    ep.url, maxsize=ep.concurrency, block=True,
+                    timeout=Timeout(connect=ep.timeout, read=ep.timeout), **tls)
+                self._threads = ThreadPoolExecutor(ep.concurrency, thread_name_prefix="auditkit-http")
+            return self._threads, self._connections
 
     def close(self) -> None:
         """Stop the worker threads and close idle connections (a later call reopens them)."""
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except Empty:
-                break
+        with self._lock:
+            threads, connections = self._threads, self._connections
+            self._threads = self._connections = None
+        if threads is not None:
+            threads.shutdown(wait=True)
+        if connections is not None:
+            connections.close()
 
     def __enter__(self) -> "HttpRater":
         return self
@@ -466,92 +501,59 @@ class HttpRater:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _score_row(self, frames: np.ndarray) -> list[float]:
-        ep = self.endpoint
+    def _score_row(self, frames: np.ndarray, connections: HTTPConnectionPool) -> list[float]:
         body, content_type = self._encode(frames)
-        # Jitter drawn from the request itself: a re-run waits the same way, clips differ.
-        rng = random.Random(hashlib.sha256(body).digest()[:8])
-        attempts = ep.retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._attempt(body, content_type)
-            except _RowFailed as exc:
-                raise _RowFailed(self._redact(f"http: {exc.reason}")) from None
-            except _Retry as exc:
-                if attempt == attempts:
-                    plural = "s" if attempts > 1 else ""
-                    raise _RowFailed(self._redact(f"http: {exc.reason} after {attempts} attempt{plural}")) from None
-                if exc.wait is not None:
-                    delay = min(exc.wait, ep.max_retry_after)
-                else:
-                    step = min(ep.max_backoff, ep.backoff * 2 ** (attempt - 1))
-                    delay = step / 2 + rng.uniform(0, step / 2)
-                with self._stats_lock:
-                    self.stats["retries"] += 1
-                log.debug("POST %s: %s; retry %d of %d in %.2f s", ep.url, self._redact(exc.reason),
-                          attempt, attempts - 1, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
-
-    def _attempt(self, body: bytes, content_type: str) -> list[float]:
         ep = self.endpoint
+        retries = _Retries(
+            total=ep.retries, allowed_methods=frozenset({"POST"}), status_forcelist=RETRY_STATUS,
+            backoff_factor=ep.backoff, backoff_max=ep.max_backoff, backoff_jitter=ep.backoff,
+            respect_retry_after_header=True, max_retry_after=ep.max_retry_after, raise_on_status=False)
         try:
-            status, phrase, headers, data = self._post(body, content_type)
-        except ssl.SSLCertVerificationError as exc:
-            raise RaterError(f"{self.name}: the TLS certificate of {self._host} does not verify "
-                             f"({exc.verify_message or exc.reason}); for a private CA set ca_bundle in the "
-                             "description") from None
-        except (TimeoutError, socket.timeout):
-            raise _Retry(f"no answer within the timeout ({ep.timeout:g} s)") from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise _Retry(f"connection failed ({type(exc).__name__}"
-                         f"{': ' + str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
-        label = f"{status} {phrase or _phrase(status)}".strip()
-        if 200 <= status < 300:
-            return self._read_scores(data)
-        detail = _detail(data)
-        if 300 <= status < 400:
-            raise RaterError(f"{self.name}: {ep.url} answered {label}, a redirect to "
-                             f"{headers.get('Location', '(no Location)')}; redirects are not followed (they "
-                             "would carry the credential elsewhere): put the final URL in the description")
-        if status in FATAL_STATUS:
-            hint = f" (${ep.token_env})" if status in (401, 403) and ep.token_env else ""
-            raise RaterError(self._redact(f"{self.name}: {ep.url} answered {label}: "
-                                          f"{FATAL_STATUS[status]}{hint}{detail}"))
-        if status in (408, 429) or (status >= 500 and status not in (501, 505)):
-            wait = parse_retry_after(headers.get("Retry-After")) if status in (429, 503) else None
-            raise _Retry(f"{label}{detail}", wait)
-        raise _RowFailed(f"{label}{detail}")
+            return self._post(connections, body, content_type, retries)
+        except _RowFailed as exc:
+            raise _RowFailed(self._redact(f"http: {exc.reason}")) from None
+        finally:
+            with self._stats_lock:
+                self.stats["requests"] += 1 + retries.tally[0]
+                self.stats["retries"] += retries.tally[0]
 
-    def _post(self, body: bytes, content_type: str) -> tuple[int, str, http.client.HTTPMessage, bytes]:
-        try:
-            conn = self._idle.get_nowait()
-        except Empty:
-            conn = self._connect()
+    def _post(self, connections: HTTPConnectionPool, body: bytes, content_type: str, retries: _Retries) -> list[float]:
+        ep = self.endpoint
         headers = {"Content-Type": content_type, "Accept": "application/json", "User-Agent": "auditkit-http"}
         if self._auth is not None:
             name, template, token = self._auth
             headers[name] = template.replace("{token}", token.reveal())
-        with self._stats_lock:
-            self.stats["requests"] += 1
         try:
-            conn.request("POST", self._target, body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        except BaseException:
-            conn.close()
-            raise
-        if response.will_close:
-            conn.close()
-        else:
-            self._idle.put(conn)  # keep-alive: the next clip skips the TCP and TLS handshakes
-        return response.status, response.reason, response.headers, data
+            # redirect=False: a redirect would carry the credential elsewhere; it is refused below.
+            response = connections.urlopen("POST", self._target, body=body, headers=headers, retries=retries,
+                                           redirect=False)
+        except HTTPError as exc:
+            cert = _find(exc, ssl.SSLCertVerificationError)
+            if cert is not None:
+                raise RaterError(f"{self.name}: the TLS certificate of {self._host} does not verify "
+                                 f"({cert.verify_message or cert.reason}); for a private CA set ca_bundle in the "
+                                 "description") from None
+            if isinstance(exc, MaxRetryError):
+                raise _RowFailed(f"{_why(exc.reason or exc, ep.timeout)}{_after(retries)}") from None
+            raise _RowFailed(f"the answer could not be read ({_name(exc)})") from None
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self.endpoint.timeout,
-                                               context=self._context)
-        return http.client.HTTPConnection(self._host, self._port, timeout=self.endpoint.timeout)
+        status = response.status
+        label = f"{status} {response.reason or _phrase(status)}".strip()
+        if 200 <= status < 300:
+            return self._read_scores(response.data)
+        detail = _detail(response.data)
+        if 300 <= status < 400:
+            raise RaterError(self._redact(
+                f"{self.name}: {ep.url} answered {label}, a redirect to "
+                f"{response.headers.get('Location', '(no Location)')}; redirects are not followed (they "
+                "would carry the credential elsewhere): put the final URL in the description"))
+        if status in FATAL_STATUS:
+            hint = f" (${ep.token_env})" if status in (401, 403) and ep.token_env else ""
+            raise RaterError(self._redact(f"{self.name}: {ep.url} answered {label}: "
+                                          f"{FATAL_STATUS[status]}{hint}{detail}"))
+        if status in RETRY_STATUS:  # urllib3 hands back the last answer once the retries are spent
+            raise _RowFailed(f"{label}{detail}{_after(retries)}")
+        raise _RowFailed(f"{label}{detail}")
 
     def _redact(self, text: str) -> str:
         if self._auth is not None:
@@ -577,11 +579,9 @@ class HttpRater:
         video = _mp4(frames, ep.fps, self.name)
         if ep.video_field is None:
             return video, "video/mp4"
-        boundary = "auditkit-" + hashlib.sha256(video).hexdigest()[:32]
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{ep.video_field}\"; "
-                f"filename=\"clip.mp4\"\r\nContent-Type: video/mp4\r\n\r\n").encode() + video
-        body += f"\r\n--{boundary}--\r\n".encode()
-        return body, f"multipart/form-data; boundary={boundary}"
+        # A boundary drawn from the clip, not at random: the same clip is the same request every run.
+        return encode_multipart_formdata({ep.video_field: ("clip.mp4", video, "video/mp4")},
+                                         boundary="auditkit-" + hashlib.sha256(video).hexdigest()[:32])
 
     def _read_scores(self, data: bytes) -> list[float]:
         try:
@@ -638,6 +638,41 @@ def _mp4(frames: np.ndarray, fps: float, name: str) -> bytes:
         return Path(tmp).read_bytes()
     finally:
         os.unlink(tmp)
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and what it wraps, outermost first: urllib3 keeps the original error in
+    ``__cause__`` (``NewConnectionError``, ``MaxRetryError``) or in its args (``ProtocolError``,
+    ``SSLError``)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or next((a for a in current.args if isinstance(a, BaseException)), None)
+
+
+def _find(error: BaseException, kind: type[BaseException]) -> Any:
+    return next((e for e in _causes(error) if isinstance(e, kind)), None)
+
+
+def _name(error: BaseException) -> str:
+    """The innermost error as ``Type: first line``; the outer ones are urllib3's wrappers."""
+    *_, root = _causes(error)
+    text = str(root).splitlines()[0][:120] if str(root) else ""
+    return f"{type(root).__name__}{': ' + text if text else ''}"
+
+
+def _why(error: BaseException, timeout: float) -> str:
+    # NewConnectionError is a ConnectTimeoutError in urllib3, but a refused connection is no timeout.
+    if isinstance(error, (ReadTimeoutError, ConnectTimeoutError)) and not isinstance(error, NewConnectionError):
+        return f"no answer within the timeout ({timeout:g} s)"
+    return f"connection failed ({_name(error)})"
+
+
+def _after(retries: _Retries) -> str:
+    attempts = 1 + retries.tally[0]
+    return f" after {attempts} attempt{'s' if attempts > 1 else ''}"
 
 
 def _phrase(status: int) -> str:
