@@ -93,7 +93,7 @@ def overhead(device: torch.device, workers: int, ray_actors: int = 0) -> None:
         if ray_actors:
             import ray
 
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
             rater = reference_rater(device)  # shipped to the actors as it is (cloudpickle)
             start = time.perf_counter()

@@ -26,3 +26,30 @@ def quiet_stderr():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def captured_stderr():
+    """Like :func:`quiet_stderr`, but what the native library wrote is kept: the context yields a
+    function that returns it (read once the block is left), so a one-line error can say why."""
+    import tempfile
+
+    text = {"value": ""}
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield lambda: ""
+        return
+    sink = tempfile.TemporaryFile()
+    try:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: text["value"]
+        finally:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            text["value"] = sink.read().decode("utf-8", "replace")
+    finally:
+        os.close(saved)
+        sink.close()

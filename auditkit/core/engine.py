@@ -98,7 +98,8 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
         _score_all(rater, rater_spec, sources, edits, db, dev=dev, seed=settings.seed,
                    max_side=settings.max_side, batch_size=settings.batch_size, progress=progress,
                    annotator=annotator, max_missing_face=settings.max_missing_face, executor=runner,
-                   per_call=items_per_call(rater.input, call_bytes), thumbs=thumbs)
+                   per_call=items_per_call(rater.input, call_bytes), thumbs=thumbs,
+                   device_setting=settings.device)
         recorded = {"perturbations": [e.name for e in edits], "contrasts": [list(c) for c in contrasts],
                     "margin": margins, "alpha": settings.alpha, "tolerance": settings.tolerance,
                     "correction": settings.correction, "unit": units.unit, "cluster": units.column,
@@ -192,7 +193,8 @@ def contrast_name(a: str, b: str) -> str:
 def _score_all(rater: Any, rater_spec: Any, sources: list, edits: list[Perturbation], db: Store, *,
                dev: torch.device, seed: int, max_side: int, batch_size: int,
                progress: bool | Callable[[int], None], annotator: Annotator | None,
-               max_missing_face: float, executor: Any, per_call: int, thumbs: bool) -> None:
+               max_missing_face: float, executor: Any, per_call: int, thumbs: bool,
+               device_setting: str = "auto") -> None:
     conditions = [ORIGINAL] + [e.name for e in edits]
     done = db.done()
     # A fixed partition of the clip list, whatever is already done: a resumed or distributed run
@@ -201,7 +203,8 @@ def _score_all(rater: Any, rater_spec: Any, sources: list, edits: list[Perturbat
     todo = [b for b in plan if any((s.id, c) not in done for s in b for c in conditions)]
     job = Job(rater=rater, rater_spec=rater_spec, edits=edits, done=done, device=dev, seed=seed,
               max_side=max_side, max_missing_face=max_missing_face, per_call=per_call,
-              annotator=annotator, thumbs=thumbs, face_crop=rater.input.crop == "face")
+              annotator=annotator, thumbs=thumbs, face_crop=rater.input.crop == "face",
+              device_setting=device_setting)
     bar = None
     if progress is True:
         from tqdm.auto import tqdm

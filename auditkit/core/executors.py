@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ from auditkit.perturbations.annotate import Annotator
 from .work import Outcome, needs_annotation, prepare, resample_offsets, score_batch
 
 EXECUTORS = ("local", "ray")
+ACTOR_START_TIMEOUT = 300.0  # seconds for every Ray actor to load the rater; a placement that never fits fails
 LOOKAHEAD = 2  # batches prepared ahead of the one being scored: enough to hide annotation, bounded memory
 
 
@@ -45,6 +47,7 @@ class Job:
     annotator: Annotator | None
     thumbs: bool = True
     face_crop: bool = False    # the rater sees face crops: every clip it scores is annotated
+    device_setting: str = "auto"  # what the user asked for; a Ray actor resolves it on its own node
     # torch's CPU kernels for exp, sin, atan2... round their vectorised body and their scalar
     # tail differently, and where the tail falls depends on how many threads split the tensor:
     # an edit's last bit, and so a score, depends on the thread count. Every process of an audit
@@ -167,14 +170,18 @@ class LocalExecutor:
 # ------------------------------------------------------------------------------------------ ray
 
 class _RayWorker:
-    """A Ray actor: loads the rater once, then scores whole batches."""
+    """A Ray actor: loads the rater from its source once, on the device this actor has, then
+    scores whole batches."""
 
     def __init__(self, job: Job, device: str) -> None:
+        from auditkit.contract.device import pick_device
         from auditkit.contract.rater import rater_identity
         from auditkit.raters import load_rater
 
         torch.set_num_threads(job.threads)
-        self.device = torch.device(device)
+        # Chosen here, on the node: "auto" is this actor's own GPU when it has one, whatever the
+        # machine that started the audit has.
+        self.device = pick_device(device)
         self.rater = load_rater(job.rater_spec, device=self.device)
         self.job = job
         # Its own annotator, so that its work is reported back to the driver's (see run_batch).
@@ -182,17 +189,20 @@ class _RayWorker:
                           if job.annotator is not None else None)
         self.identity = rater_identity(self.rater)["hash"]
 
-    def identity_hash(self) -> str:
-        return self.identity
+    def describe(self) -> tuple[str, str]:
+        return self.identity, str(self.device)
 
     def run(self, batch: Sequence[Any], done: set[tuple[str, str]]) -> Outcome:
         return replace(self.job, done=done).run_batch(batch, self.rater, self.annotator, self.device)
 
 
 class RayExecutor:
-    """Batches spread over Ray actors: a local cluster started on demand, or ``address``.
+    """Batches spread over Ray actors: a local cluster started on demand, or the cluster at
+    ``address`` (``host:port`` of its GCS, or ``ray://host:port`` through Ray Client).
 
     ``actors``: how many (default: one per GPU when the cluster has GPUs, else one per two CPUs).
+    A batch whose actor dies (its node lost) runs again on another actor; when none is left the
+    audit stops with one line, and the batches already committed are kept for a resume.
     """
 
     def __init__(self, address: str | None = None, actors: int | None = None, num_cpus: int | None = None) -> None:
@@ -201,8 +211,12 @@ class RayExecutor:
         self.address = address
         self.actors = actors
         self.num_cpus = num_cpus
+        self.retried = 0  # batches run again after their actor died
 
     def _start(self):
+        if self.address:
+            _reachable(self.address)
+            _token_mode()  # before Ray is imported: it reads the mode once, then
         try:
             import ray
         except ImportError:
@@ -214,56 +228,148 @@ class RayExecutor:
         if self.address:
             kwargs["address"] = self.address
         else:
-            kwargs["num_cpus"] = self.num_cpus or os.cpu_count() or 1
-        try:
-            ray.init(**kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = self.address or "a local cluster"
-            raise ConfigError(f"--ray-address: cannot connect to {where} "
-                              f"({str(exc).splitlines()[0][:200]})") from None
+            # "local": a cluster of our own, even when another one runs on this machine.
+            kwargs.update(address="local", num_cpus=self.num_cpus or os.cpu_count() or 1)
+        from auditkit.contract.quiet import captured_stderr
+
+        failure: BaseException | None = None
+        with captured_stderr() as said:  # Ray's C++ core logs each failed attempt on fd 2
+            try:
+                ray.init(**kwargs)
+            except Exception as exc:  # ConnectionError, AuthenticationError, RuntimeError...
+                failure = exc
+        if failure is not None:
+            raise ConfigError(_cannot_connect(self.address, failure, said()))
         return ray, True
 
     def run(self, job: Job, batches: Sequence[Sequence[Any]]) -> Iterator[Outcome]:
         if not batches:
             return
-        ray, started = self._start()
-        from ray.util import ActorPool
+        from auditkit.raters import source_of
 
+        source = source_of(job.rater_spec, job.rater)  # refused here, before any work, if it cannot travel
+        ray, started = self._start()
         try:
             resources = ray.cluster_resources()
-            gpus = int(resources.get("GPU", 0)) if job.device.type != "cpu" else 0
+            gpus = int(resources.get("GPU", 0)) if job.device_setting != "cpu" else 0
+            if job.device_setting == "cuda" and not gpus:
+                raise ConfigError("--device cuda: the Ray cluster has no GPU (use auto or cpu)")
             cpus = max(1, int(resources.get("CPU", 1)))
-            count = self.actors or (gpus if gpus else max(1, cpus // 2))
-            count = min(count, len(batches))
-            per_actor = max(1, cpus // count) if not gpus else 1
-            options: dict[str, Any] = {"num_cpus": per_actor}
-            device = "cpu"
+            count = min(self.actors or (gpus if gpus else max(1, cpus // 2)), len(batches))
+            # An actor must fit on one node: never ask for more CPUs than the largest node has.
+            widest = max([int(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [1])
+            options: dict[str, Any] = {"num_cpus": 1 if gpus else max(1, min(cpus // count, widest))}
             if gpus:
                 options["num_gpus"] = 1
-                device = "cuda"
+            env = {name: os.environ[name] for name in getattr(source, "env", ()) if name in os.environ}
+            if env:  # an HTTP rater's credential: in the actors' environment, never in a pickle
+                options["runtime_env"] = {"env_vars": env}
             remote = ray.remote(_RayWorker)
-            shipped = replace(job, rater=None, done=set())
-            actors = [remote.options(**options).remote(shipped, device) for _ in range(count)]
-            hashes = set(_unwrap(ray, lambda: ray.get([a.identity_hash.remote() for a in actors])))
+            shipped = replace(job, rater=None, rater_spec=source, done=set())
+            actors = [remote.options(**options).remote(shipped, job.device_setting) for _ in range(count)]
+            pending = [a.describe.remote() for a in actors]
+            ready, waiting = ray.wait(pending, num_returns=len(pending), timeout=ACTOR_START_TIMEOUT)
+            if waiting:
+                raise AuditkitError(f"only {len(ready)} of {len(actors)} Ray workers started within "
+                                    f"{ACTOR_START_TIMEOUT:.0f} s (each asks for {options}; the cluster has "
+                                    f"{resources.get('CPU', 0):g} CPUs, {gpus} GPUs): use fewer --workers")
+            described = _unwrap(ray, lambda: ray.get(pending))
             want = getattr(job.rater, "identity", None)
-            if want and hashes != {want}:
+            if want and {h for h, _ in described} != {want}:
                 raise AuditkitError("the rater loaded on the Ray workers is not the one loaded here "
                                     "(different file contents on the cluster?)")
-            pool = ActorPool(actors)
-            work = [(list(b), job.done_for(b)) for b in batches]
-            results = pool.map_unordered(lambda actor, item: actor.run.remote(*item), work)
-            while True:
-                try:
-                    yield _unwrap(ray, lambda: next(results))
-                except StopIteration:
-                    break
+            yield from self._schedule(ray, job, actors, batches)
         finally:
             if started:
                 ray.shutdown()
 
+    def _schedule(self, ray: Any, job: Job, actors: list[Any], batches: Sequence[Sequence[Any]]) -> Iterator[Outcome]:
+        """Each idle actor takes the next batch; a batch whose actor died goes back in the queue."""
+        queue = deque((list(b), job.done_for(b)) for b in batches)
+        idle = list(actors)
+        running: dict[Any, tuple[Any, Any]] = {}
+        lost: list[str] = []
+        while queue or running:
+            while idle and queue:
+                actor, item = idle.pop(), queue.popleft()
+                running[actor.run.remote(*item)] = (actor, item)
+            if not running:
+                raise AuditkitError(f"every Ray worker died ({lost[-1] if lost else 'no worker left'}); the "
+                                    "batches already scored are kept: run the same command again to resume")
+            ready, _ = ray.wait(list(running), num_returns=1)
+            actor, item = running.pop(ready[0])
+            try:
+                outcome = _unwrap(ray, lambda: ray.get(ready[0]), died=True)
+            except _ActorDied as exc:
+                lost.append(str(exc))
+                queue.appendleft(item)  # another actor runs it again; this one is gone
+                self.retried += 1
+                print(f"auditkit: warning: a Ray worker died ({exc}); its batch is run again on another worker",
+                      file=sys.stderr, flush=True)
+                continue
+            idle.append(actor)
+            yield outcome
 
-def _unwrap(ray: Any, fn: Any) -> Any:
-    """Run ``fn``; a user error raised on an actor comes back as itself, not as a Ray traceback."""
+
+class _ActorDied(Exception):
+    """An actor (or its node) is gone; the batch it held must run elsewhere."""
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail at once, with one line, when nothing listens at the address: Ray itself would retry
+    for minutes before saying so."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        if address == "auto":
+            return
+        raise ConfigError(f"--ray-address {address!r}: give host:port (the head's GCS port) or ray://host:port")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); "
+                          "is the cluster running, and is that its port?") from None
+
+
+def _token_mode() -> None:
+    """Clusters of current Ray require their token. A client presents it only in token mode, so
+    when a token is at hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``)
+    and the mode is not set either way, token mode is what the user means."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if path is not None:
+        try:
+            if not open(path, encoding="utf-8").read().strip():
+                raise OSError("the file is empty")
+        except OSError as exc:  # Ray aborts the process on an unreadable token file: say it first
+            raise ConfigError(f"RAY_AUTH_TOKEN_PATH {path}: cannot read the cluster's token ({exc})") from None
+    if os.environ.get("RAY_AUTH_TOKEN") or path or os.path.isfile(os.path.expanduser("~/.ray/auth_token")):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _cannot_connect(address: str | None, exc: BaseException, said: str) -> str:
+    where = address or "a local cluster"
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    if "InvalidAuthToken" in said or "Unauthenticated" in said or "AuthenticationError" in type(exc).__name__:
+        return (f"--ray-address {where}: the cluster refused this client's token (set RAY_AUTH_TOKEN, or "
+                f"RAY_AUTH_TOKEN_PATH, to the cluster's token: `ray get-auth-token` on its head prints it)")
+    if address and address.startswith("ray://") and "timeout" in first.lower():
+        return (f"--ray-address {where}: the Ray Client connection timed out ({first}); a cluster with token "
+                "authentication ignores a client without its token (RAY_AUTH_TOKEN), and ray:// needs "
+                "ray[client] on both sides")
+    return f"--ray-address {where}: cannot connect ({first})"
+
+
+def _unwrap(ray: Any, fn: Any, *, died: bool = False) -> Any:
+    """Run ``fn``; a user error raised on an actor comes back as itself, not as a Ray traceback.
+    With ``died``, an actor lost with its process or node raises :class:`_ActorDied`."""
+    lost = tuple(getattr(ray.exceptions, n) for n in ("RayActorError", "WorkerCrashedError", "NodeDiedError",
+                                                       "ObjectLostError", "OwnerDiedError")
+                 if hasattr(ray.exceptions, n))
     try:
         return fn()
     except ray.exceptions.RayTaskError as exc:
@@ -271,5 +377,19 @@ def _unwrap(ray: Any, fn: Any) -> Any:
         if isinstance(cause, (AuditkitError, StopIteration)):
             raise cause from None
         raise AuditkitError(f"a Ray worker failed: {str(cause or exc).splitlines()[-1][:300]}") from None
-    except ray.exceptions.RayActorError as exc:
-        raise AuditkitError(f"a Ray worker died: {str(exc).splitlines()[0][:300]}") from None
+    except lost as exc:
+        creation = getattr(exc, "cause", None) if hasattr(exc, "cause") else None
+        if isinstance(creation, AuditkitError):  # the rater could not be loaded on the node
+            raise creation from None
+        if died:
+            raise _ActorDied(str(exc).splitlines()[0][:200]) from None
+        raise AuditkitError(f"a Ray worker died: {_actor_reason(exc)}") from None
+
+
+def _actor_reason(exc: BaseException) -> str:
+    """The line of a dead actor's message that says why (Ray nests the creation traceback)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "Error" in ln and not ln.startswith("File "):
+            return ln[:300]
+    return lines[0][:300] if lines else type(exc).__name__

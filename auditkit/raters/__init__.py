@@ -8,6 +8,8 @@ from auditkit.contract.rater import OCEAN, InputSpec, Rater, check_scores, rater
 
 from .loader import RaterKind, as_rater, kinds, load_rater, rebase_spec, register_kind, resolve_kind
 from .torchscript import TorchRater, save_torchscript
+from .travel import RaterSource, source_of
 
-__all__ = ["OCEAN", "InputSpec", "Rater", "RaterKind", "TorchRater", "as_rater", "check_scores",
-           "kinds", "load_rater", "rater_identity", "rebase_spec", "register_kind", "resolve_kind", "save_torchscript"]
+__all__ = ["OCEAN", "InputSpec", "Rater", "RaterKind", "RaterSource", "TorchRater", "as_rater", "check_scores",
+           "kinds", "load_rater", "rater_identity", "rebase_spec", "register_kind", "resolve_kind",
+           "save_torchscript", "source_of"]

@@ -29,9 +29,10 @@ pytestmark = pytest.mark.skipif(
 
 
 def _audit(out: Path, rater: str, sample_dir: Path) -> None:
+    # Clips as the unit: the sample set holds two people, too few to decide anything about people.
     proc = subprocess.run([sys.executable, "-m", "auditkit", "run", "--rater", rater, "--clips", str(sample_dir),
-                           "--perturb", "lighting:dim,lighting:bright", "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, timeout=600)
+                           "--perturb", "lighting:dim,lighting:bright", "--out", str(out), "--quiet",
+                           "--unit", "clip"], capture_output=True, text=True, timeout=600)
     assert proc.returncode in (0, 1), proc.stderr
 
 
@@ -42,9 +43,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path, sample_dir):
+def server(tmp_path, sample_dir, jitter_rater_path):
     """`auditkit dashboard RUNS_DIR --port P`, the way a reviewer starts it, until the test ends."""
     runs = tmp_path / "runs"
+    _audit(runs / "jittery", str(jitter_rater_path), sample_dir)  # moves candidates both ways
+    time.sleep(1.1)
     _audit(runs / "demo-1" / "before", "builtin:appearance", sample_dir)
     time.sleep(1.1)  # `created` has one-second resolution: "after" must be the newest run
     _audit(runs / "demo-1" / "after", "builtin:constant", sample_dir)
@@ -127,7 +130,7 @@ def test_grid_to_clip_to_comparison_in_chromium(server):
         _settled(page, "Condition: demo-1/before")
         page.locator("[data-testid='stVegaLiteChart']").first.wait_for(state="visible", timeout=60_000)
         assert page.locator("[data-testid='stVegaLiteChart']").count() == 2
-        assert page.get_by_text("Per-clip shift = lighting:dim − original", exact=False).count() == 1
+        assert page.get_by_text("Shift = lighting:dim − original, per clip", exact=False).count() == 1
         _no_exception(page)
         page.screenshot(path=str(ARTIFACTS / "dashboard-condition.png"))
 
@@ -158,7 +161,25 @@ def test_grid_to_clip_to_comparison_in_chromium(server):
         assert page.get_by_text(f"Verdicts that flipped ({flips})").count() == 1
         _no_exception(page)
         page.screenshot(path=str(ARTIFACTS / "dashboard-compare.png"))
+
+        # A rater that moves candidates both ways: unstable cells, and their evidence.
+        jittery = json.loads((runs / "jittery" / "audit.json").read_text())
+        unstable = [t for t in jittery["tests"] if t["verdict"] == "unstable"]
+        assert unstable
+        page.locator("[data-testid='stSidebar']").get_by_text("Overview", exact=True).click()
+        page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").click()
+        page.get_by_role("option").filter(has_text="jittery").click()
+        _settled(page, "Overview: jittery")
+        assert grid.locator("td[data-verdict='unstable']").count() == len(unstable)
+        assert grid.locator("td[data-verdict='unstable']").first.inner_text().count("unstable") == 1
+        page.screenshot(path=str(ARTIFACTS / "dashboard-unstable.png"))
+        grid.locator("td[data-verdict='unstable'] a").first.click()
+        _settled(page, "Condition: jittery")
+        page.locator("[data-testid='stVegaLiteChart']").first.wait_for(state="visible", timeout=60_000)
+        assert page.get_by_text("most moved beyond it", exact=False).count() == 1
+        _no_exception(page)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-unstable-condition.png"))
         browser.close()
     assert not failed, failed
-    for name in ("overview", "condition", "clips", "compare"):
+    for name in ("overview", "condition", "clips", "compare", "unstable", "unstable-condition"):
         assert (ARTIFACTS / f"dashboard-{name}.png").stat().st_size > 20_000

@@ -77,7 +77,7 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_audit(samp
     done = subprocess.run(command(reference), env=env, capture_output=True, text=True, timeout=600)
     took = time.monotonic() - start
     assert done.returncode in (0, 1), done.stderr
-    pairs = 12 * (1 + len(EDITS.split(",")))
+    pairs = 12 * (1 + len(EDITS.split(",")) + 1)  # the original, each edit and the retest control
     assert _rows_logged(tmp_path / "reference.log") == pairs
     expected = _audit(reference)
 

@@ -1,0 +1,181 @@
+"""Ray as users scale out: a cluster started apart from the audit (`ray start`, a head and a second
+node, token authentication on), joined with `--ray-address`, the same audit as a local run, and a
+node killed in the middle. Every process this test starts is in a process group of its own and is
+stopped by that group's id; nothing here calls `ray stop`, which would end every Ray on the machine.
+All traffic stays on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+RAY = str(Path(sys.executable).with_name("ray"))
+EDITS = "lighting:dim,background:plain"
+
+
+def _free_port() -> int:
+    # Ephemeral ports lie above Ray's worker range (10002-19999), as a ray:// client port must.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", *args], env=env,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)  # its own group: this node's processes, nothing else
+            proc.wait(timeout=wait)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+
+
+def _alive_nodes(address: str, env: dict) -> int:
+    code = ("import logging, ray; ray.init(address=%r, logging_level=logging.ERROR, log_to_driver=False);"
+            "print(sum(n['Alive'] for n in ray.nodes()))" % address)
+    proc = subprocess.run([sys.executable, "-c", code], env={**env, "RAY_AUTH_MODE": "token"},
+                          capture_output=True, text=True, timeout=120)
+    return int(proc.stdout.strip() or 0) if proc.returncode == 0 else 0
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A head and a second node, one CPU each, token authentication on (Ray's default)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    # Every node runs in token mode with the cluster's token, as Ray's documentation sets it up.
+    # The audits below get the token but not the mode: auditkit turns token mode on by itself.
+    nodes_env = {**env, "RAY_AUTH_MODE": "token"}
+    port, client_port = _free_port(), _free_port()
+    head = _start(["--head", f"--port={port}", f"--ray-client-server-port={client_port}", "--num-cpus=1",
+                   "--include-dashboard=false"], nodes_env, tmp_path / "head.log")
+    nodes = [head]
+    try:
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while _alive_nodes(address, env) < 1:
+            assert head.poll() is None and time.monotonic() < deadline, (tmp_path / "head.log").read_text()
+            time.sleep(2)
+        nodes.append(_start([f"--address={address}", "--num-cpus=1"], nodes_env, tmp_path / "node.log"))
+        while _alive_nodes(address, env) < 2:
+            assert nodes[1].poll() is None and time.monotonic() < deadline, (tmp_path / "node.log").read_text()
+            time.sleep(2)
+        yield {"address": address, "client": f"ray://127.0.0.1:{client_port}", "env": env, "node": nodes[1]}
+    finally:
+        for proc in reversed(nodes):
+            _stop(proc)
+
+
+def _run(*args: str, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "auditkit", "run", *args, "--quiet", "--unit", "clip"],
+                          env={**env, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True, timeout=timeout)
+
+
+def _tests(out: Path) -> list[dict]:
+    return json.loads((out / "audit.json").read_text())["tests"]
+
+
+def test_a_separate_cluster_gives_the_local_audit_and_survives_a_lost_node(cluster, tmp_path, sample_dir):
+    # A rater slow enough that the audit is still running when the second node is killed.
+    (tmp_path / "slow.py").write_text(textwrap.dedent("""
+        import time
+        import torch
+        from auditkit.raters import InputSpec, TorchRater
+
+        class Slow(torch.nn.Module):
+            def forward(self, x):
+                m = x.mean(dim=(1, 2, 3, 4))
+                return torch.stack([m, 1 - m, 0.5 * m, m * m, 1 - m * m], dim=1)
+
+        class Waits(TorchRater):
+            def __call__(self, x):
+                time.sleep(1.0)
+                return super().__call__(x)
+
+        def make():
+            return Waits(Slow(), input=InputSpec(size=(32, 32), frames=2), name="slow")
+    """))
+    rater = f"{tmp_path / 'slow.py'}:make"
+    common = ["--rater", rater, "--clips", str(sample_dir), "--perturb", EDITS, "--batch-size", "1"]
+    env = cluster["env"]
+    local = _run(*common, "--out", str(tmp_path / "local"), env=env)
+    assert local.returncode in (0, 1), local.stderr
+
+    # By the GCS address (host:port), the token from the environment as Ray documents it.
+    joined = _run(*common, "--out", str(tmp_path / "cluster"), "--executor", "ray", "--workers", "2",
+                  "--ray-address", cluster["address"], env=env)
+    assert joined.returncode == local.returncode, joined.stderr
+    assert _tests(tmp_path / "cluster") == _tests(tmp_path / "local")
+
+    # Kill the second node while the audit runs: its batch runs again on the head's actor.
+    out = tmp_path / "lost-node"
+    proc = subprocess.Popen([sys.executable, "-m", "auditkit", "run", *common, "--out", str(out), "--quiet",
+                             "--unit", "clip", "--executor", "ray", "--workers", "2",
+                             "--ray-address", cluster["address"]],
+                            env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 600
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        try:
+            with sqlite3.connect(out / "results.sqlite") as db:
+                if db.execute("SELECT COUNT(DISTINCT clip_id) FROM scores").fetchone()[0] >= 3:
+                    break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.5)
+    os.killpg(cluster["node"].pid, signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == local.returncode, stderr
+    assert "a Ray worker died" in stderr and "run again on another worker" in stderr
+    assert _tests(out) == _tests(tmp_path / "local")
+
+
+def test_ray_client_address_and_clear_connection_errors(cluster, tmp_path, sample_dir):
+    env = cluster["env"]
+    common = ["--rater", "builtin:appearance", "--clips", str(sample_dir), "--perturb", "lighting:dim",
+              "--no-retest", "--executor", "ray"]
+    local = _run("--rater", "builtin:appearance", "--clips", str(sample_dir), "--perturb", "lighting:dim",
+                 "--no-retest", "--out", str(tmp_path / "local"), env=env)
+    client = _run(*common, "--out", str(tmp_path / "client"), "--ray-address", cluster["client"], env=env)
+    assert client.returncode == local.returncode, client.stderr
+    assert _tests(tmp_path / "client") == _tests(tmp_path / "local")
+
+    def one_line(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+        for fragment in fragments:
+            assert fragment in lines[0], lines[0]
+
+    nobody = f"127.0.0.1:{_free_port()}"
+    one_line(_run(*common, "--out", str(tmp_path / "a"), "--ray-address", nobody, env=env),
+             f"--ray-address {nobody}: nothing answers there")
+    wrong = {**env, "RAY_AUTH_TOKEN": "0" * 64}
+    one_line(_run(*common, "--out", str(tmp_path / "b"), "--ray-address", cluster["address"], env=wrong),
+             "the cluster refused this client's token")
+    missing = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
+    missing["RAY_AUTH_TOKEN_PATH"] = str(tmp_path / "no-token-here")
+    one_line(_run(*common, "--out", str(tmp_path / "c"), "--ray-address", cluster["address"], env=missing),
+             "RAY_AUTH_TOKEN_PATH", "cannot read the cluster's token")
+    one_line(_run(*common, "--out", str(tmp_path / "d"), "--ray-address", "not-an-address", env=env),
+             "give host:port")
