@@ -44,6 +44,7 @@ class Job:
     per_call: int
     annotator: Annotator | None
     thumbs: bool = True
+    timing: bool = False  # time edits, inputs and rater calls into Outcome.seconds (CUDA synchronised)
     # torch's CPU kernels for exp, sin, atan2... round their vectorised body and their scalar
     # tail differently, and where the tail falls depends on how many threads split the tensor:
     # an edit's last bit, and so a score, depends on the thread count. Every process of an audit
@@ -67,7 +68,8 @@ class Job:
             prepared, stats = prepare(batch, frames=rater.input.frames, max_side=self.max_side,
                                       annotator=annotator, annotate=flags)
         outcome = score_batch(rater, prepared, self.edits, done, device=device, seed=self.seed,
-                              max_missing_face=self.max_missing_face, per_call=self.per_call, thumbs=self.thumbs)
+                              max_missing_face=self.max_missing_face, per_call=self.per_call, thumbs=self.thumbs,
+                              timing=self.timing)
         # The caller's own annotator has counted this work already; another process's has not.
         outcome.annotated = {} if annotator is self.annotator else stats
         return outcome
