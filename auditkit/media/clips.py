@@ -73,9 +73,10 @@ class ClipSource:
     path: Path
     metadata: Mapping[str, str] = field(default_factory=dict)
 
-    def read(self, num_frames: int = DEFAULT_FRAMES, max_side: int = DEFAULT_MAX_SIDE) -> Clip:
+    def read(self, num_frames: int = DEFAULT_FRAMES, max_side: int = DEFAULT_MAX_SIDE, *,
+             offset: float = 0.0) -> Clip:
         return read_video(self.path, num_frames=num_frames, max_side=max_side,
-                          clip_id=self.id, metadata=self.metadata)
+                          clip_id=self.id, metadata=self.metadata, offset=offset)
 
 
 def sample_indices(total: int, num_frames: int, offset: float = 0.0) -> np.ndarray:
