@@ -3,12 +3,17 @@
 Prints, in one run:
 - the harness overhead ratio: wall time of a whole audit with a warm annotation cache divided by
   the time of the rater's forward passes alone, replayed on tensors of the same shapes outside
-  the audit (reference regressor: resnet18, 224 px, 16 frames, the 12 sample clips, 10 edits);
+  the audit (reference regressor: resnet18, 224 px, 16 frames, the 12 sample clips, 10 edits),
+  and where the warm audit's time goes (decode, annotation, edits, rater inputs, rater);
 - frames per second through the rater, and the cold- versus warm-cache wall time;
+- the long-clip row: the same twelve people as two-minute 720p clips at 30 fps (written once
+  into $AUDITKIT_CACHE, minutes the first time): decode time per clip and the overhead ratio on
+  them against the short clips';
 - peak memory (resident set, this process and its worker processes) of audits of 100 and 1,000
   clips, each in a fresh process.
 
     python bench/audit_speed.py [--device cpu|cuda] [--workers 1] [--memory 100,1000] [--ray ACTORS]
+                                [--long 12] [--long-seconds 120]
 """
 
 from __future__ import annotations
@@ -75,51 +80,207 @@ def forward_only(rater, shapes: list[tuple[int, ...]], device: torch.device) -> 
     return time.perf_counter() - start
 
 
-def overhead(device: torch.device, workers: int, ray_actors: int = 0) -> None:
+class TimedExecutor:
+    """The local executor, asking every batch to time its stages and adding them up."""
+
+    def __init__(self, workers: int) -> None:
+        from auditkit.core.executors import LocalExecutor
+
+        self.inner = LocalExecutor(workers=workers)
+        self.seconds: dict[str, float] = {}
+
+    def run(self, job, batches):
+        from dataclasses import replace
+
+        for outcome in self.inner.run(replace(job, timing=True), batches):
+            for stage, value in outcome.seconds.items():
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + value
+            yield outcome
+
+
+STAGES = ("decode", "annotate", "edits", "input", "rater")
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the audit's worker processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def audit_overhead(clips, device: torch.device, workers: int, *, cold: bool = True) -> dict:
+    """A cold and a warm audit of ``clips`` (a folder) and the rater's forward passes alone.
+
+    ``cold=False`` fills the annotation cache by annotating the clips directly instead of by a
+    whole cold audit. On the CPU the warm audit itself times its stages (reading a clock costs
+    nothing); on CUDA timing synchronises the device at every stage, which would slow the audit
+    it measures, so a third, timed audit gives the breakdown there. Wall and CPU time are both
+    kept: on a machine shared with other work the CPU-time ratio is the steadier of the two."""
     from auditkit import run_audit
-    from auditkit.media.samples import sample_clips
+    from auditkit.core.engine import DEFAULT_MAX_SIDE
+    from auditkit.media.clips import discover
     from auditkit.perturbations.annotate import Annotator
 
-    clips = sample_clips()
+    figures: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         annotator = Annotator(Path(tmp) / "annotations")
-        rows = []
-        for label in ("cold", "warm"):
+        if not cold:
+            start = time.perf_counter()
+            for source in discover(clips):
+                annotator.annotate_clip(source.read(16, DEFAULT_MAX_SIDE))
+            figures["warm_up"] = time.perf_counter() - start
+        for label in ("cold", "warm") if cold else ("warm",):
             rater = TimedRater(reference_rater(device))
+            timed = TimedExecutor(workers) if (label == "warm" and device.type == "cpu") else None
+            cpu, start = _cpu_seconds(), time.perf_counter()
+            result = run_audit(rater, clips, EDITS, device=str(device), annotator=annotator, workers=workers,
+                               executor=timed or "local")
+            figures[label] = time.perf_counter() - start
+            figures[f"{label}_cpu"] = _cpu_seconds() - cpu
+            figures[f"{label}_rater"] = rater.seconds
+            if timed is not None:
+                figures["stages"] = timed.seconds
+        if device.type != "cpu":
+            timed = TimedExecutor(workers)
             start = time.perf_counter()
-            result = run_audit(rater, clips, EDITS, device=str(device), annotator=annotator, workers=workers)
-            rows.append((label, time.perf_counter() - start, rater))
-        alone = forward_only(rows[-1][2].inner, rows[-1][2].shapes, device)
-        if ray_actors:
-            import ray
+            run_audit(reference_rater(device), clips, EDITS, device=str(device), annotator=annotator,
+                      workers=workers, executor=timed)
+            figures["timed_wall"] = time.perf_counter() - start
+            figures["stages"] = timed.seconds
+    cpu = _cpu_seconds()
+    figures["alone"] = forward_only(rater.inner, rater.shapes, device)
+    figures["alone_cpu"] = _cpu_seconds() - cpu
+    figures["calls"] = len(rater.shapes)
+    figures["frames"] = sum(s[0] * s[1] for s in rater.shapes)
+    figures["result"] = result
+    figures["ratio"] = figures["warm"] / figures["alone"]
+    figures["cpu_ratio"] = figures["warm_cpu"] / figures["alone_cpu"]
+    return figures
 
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
-            rater = reference_rater(device)  # shipped to the actors as it is (cloudpickle)
-            start = time.perf_counter()
-            spread = run_audit(rater, clips, EDITS, device=str(device), annotator=annotator,
-                               executor="ray", workers=ray_actors)
-            ray_wall = time.perf_counter() - start
-            ray.shutdown()
-            same = [t.to_dict() for t in spread.tests] == [t.to_dict() for t in result.tests]
-    frames = sum(s[0] * s[1] for s in rows[-1][2].shapes)
+
+def print_stages(figures: dict, indent: str = "  ") -> None:
+    stages = figures.get("stages", {})
+    wall = figures.get("timed_wall", figures["warm"])
+    parts = ", ".join(f"{name} {stages.get(name, 0.0):.2f} s" for name in STAGES)
+    print(f"{indent}where the time goes (timed audit, {wall:.2f} s wall; decode and annotation summed over the "
+          f"processes that did them, overlapped with the rater when --workers > 0): {parts}")
+
+
+def overhead(device: torch.device, workers: int, ray_actors: int = 0) -> dict:
+    from auditkit import run_audit
+    from auditkit.media.samples import sample_clips
+
+    clips = sample_clips()
+    figures = audit_overhead(clips, device, workers)
+    result, alone, frames = figures["result"], figures["alone"], figures["frames"]
+    if ray_actors:
+        import ray
+
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+        rater = reference_rater(device)  # shipped to the actors as it is (cloudpickle)
+        start = time.perf_counter()
+        spread = run_audit(rater, clips, EDITS, device=str(device), executor="ray", workers=ray_actors)
+        ray_wall = time.perf_counter() - start
+        ray.shutdown()
+        same = [t.to_dict() for t in spread.tests] == [t.to_dict() for t in result.tests]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
           f"{torch.get_num_threads()}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     print(f"audit: {result.n_clips} clips x (original + {len(EDITS)} edits), reference regressor resnet18 "
-          f"224 px 16 frames, {len(rows[-1][2].shapes)} rater calls, {frames} frames, workers={workers}")
-    for label, wall, rater in rows:
-        print(f"  {label:>4} annotation cache: {wall:7.2f} s wall, {rater.seconds:7.2f} s inside the rater, "
-              f"{frames / wall:7.1f} frames/s")
-    warm = rows[-1][1]
+          f"224 px 16 frames, {figures['calls']} rater calls, {frames} frames, workers={workers}")
+    for label in ("cold", "warm"):
+        wall = figures[label]
+        print(f"  {label:>4} annotation cache: {wall:7.2f} s wall, {figures[label + '_rater']:7.2f} s inside the "
+              f"rater, {frames / wall:7.1f} frames/s")
+    warm = figures["warm"]
     print(f"  rater forward passes alone (same shapes, replayed): {alone:.2f} s = {frames / alone:.1f} frames/s")
     print(f"  harness overhead ratio (warm audit wall / forward alone): {warm / alone:.3f}")
-    print(f"  cold - warm cache: {rows[0][1] - warm:.2f} s for {result.n_clips} clips "
-          f"({(rows[0][1] - warm) / result.n_clips:.2f} s per clip of annotation)")
+    print(f"  CPU-time ratio (warm audit, this process and its workers / forward alone): {figures['cpu_ratio']:.3f} "
+          f"({figures['warm_cpu']:.1f} / {figures['alone_cpu']:.1f} CPU s; steadier than wall time on a busy machine)")
+    print(f"  cold - warm cache: {figures['cold'] - warm:.2f} s for {result.n_clips} clips "
+          f"({(figures['cold'] - warm) / result.n_clips:.2f} s per clip of annotation)")
     print(f"  warm audit per clip: {warm / result.n_clips:.2f} s")
+    print_stages(figures)
     if ray_actors:
+        # The Ray run has its own annotation cache (the user cache): the first Ray run pays for it.
         print(f"  Ray executor, {ray_actors} actor(s) on this machine (cluster already up): {ray_wall:.2f} s wall, "
               f"{ray_wall / result.n_clips:.2f} s per clip, tests identical to local: {same}")
+    return figures
+
+
+def _linked(sources, folder: Path) -> Path:
+    folder.mkdir()
+    for source in sources:  # links, not copies
+        os.link(source.path, folder / source.path.name)
+    return folder
+
+
+def long_clips(device: torch.device, workers: int, count: int, seconds: float, short: dict | None) -> dict:
+    """Decode time per long clip, and the overhead ratio on long clips against short ones.
+
+    Two short references: the sample clips (smaller frames, so cheaper edits) and the same
+    people as 2-second clips at the long clips' size, which differ from the long ones in
+    duration alone."""
+    import cv2
+
+    from auditkit.media.clips import decode_sampled, discover, read_video
+    from auditkit.media.samples import long_sample_clips
+
+    start = time.perf_counter()
+
+    def progress(done, total, clip_id):
+        print(f"  writing clips: {done}/{total} {clip_id} ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    procs = min(count, os.cpu_count() or 1)
+    sources = discover(long_sample_clips(seconds=seconds, workers=procs, progress=progress))[:count]
+    brief = discover(long_sample_clips(seconds=2, workers=procs, progress=progress))[:count]
+    first = cv2.VideoCapture(str(sources[0].path))
+    width, height = first.get(cv2.CAP_PROP_FRAME_WIDTH), first.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    fps, reported = first.get(cv2.CAP_PROP_FPS), int(first.get(cv2.CAP_PROP_FRAME_COUNT))
+    first.release()
+    print(f"long clips: {len(sources)} x {seconds:g} s, {width:.0f}x{height:.0f} at {fps:g} fps "
+          f"({reported} frames each), {sum(s.path.stat().st_size for s in sources) / 2**20:.0f} MiB")
+    # The old read: one grab() pass to count, then grab() again up to the last sampled frame.
+    t, cpu = time.perf_counter(), time.process_time()
+    cap = cv2.VideoCapture(str(sources[0].path))
+    while cap.grab():
+        pass
+    cap.release()
+    one_pass, one_pass_cpu = time.perf_counter() - t, time.process_time() - cpu
+    decode, decode_cpu, reports = [], [], []
+    for source in sources:
+        t, cpu = time.perf_counter(), time.process_time()
+        read_video(source.path)
+        decode.append(time.perf_counter() - t)
+        decode_cpu.append(time.process_time() - cpu)
+        reports.append(decode_sampled(source.path).report)
+    modes = sorted({r.mode for r in reports})
+    print(f"  decode, 16 frames per clip (read_video, file hash included): mean {sum(decode) / len(decode):.2f} s, "
+          f"max {max(decode):.2f} s wall per clip (CPU {sum(decode_cpu) / len(decode_cpu):.2f} s, "
+          f"max {max(decode_cpu):.2f} s); mode {', '.join(modes)}, {reports[0].grabs} grabs and "
+          f"{reports[0].seeks} seeks per clip")
+    print(f"  one grab() pass over a whole clip (the old read made two): {one_pass:.2f} s wall, "
+          f"{one_pass_cpu:.2f} s CPU")
+    with tempfile.TemporaryDirectory() as tmp:
+        # The annotation cache is filled by annotating, not by a cold audit: these rows are about
+        # the warm audit, and a cold one would double their time.
+        figures = audit_overhead(_linked(sources, Path(tmp) / "long"), device, workers, cold=False)
+        same_size = audit_overhead(_linked(brief, Path(tmp) / "brief"), device, workers, cold=False)
+    for label, f in ((f"{seconds:g} s clips", figures), ("2 s clips, same size", same_size)):
+        print(f"  audit of {f['result'].n_clips} {label} x (original + {len(EDITS)} edits), {f['frames']} frames: "
+              f"warm {f['warm']:.2f} s wall, forward alone {f['alone']:.2f} s: overhead ratio {f['ratio']:.3f}, "
+              f"CPU-time ratio {f['cpu_ratio']:.3f} (cache filled in {f['warm_up']:.1f} s)")
+        print_stages(f, indent="    ")
+    print(f"  harness overhead ratio on {seconds:g} s clips: {figures['ratio']:.3f}; on 2 s clips of the same size "
+          f"{same_size['ratio']:.3f} (duration adds {figures['ratio'] - same_size['ratio']:+.3f})"
+          + (f"; on the sample clips {short['ratio']:.3f} ({figures['ratio'] - short['ratio']:+.3f}: their frames are "
+             f"smaller, so their edits cost less)" if short else ""))
+    print(f"  CPU-time ratio on {seconds:g} s clips: {figures['cpu_ratio']:.3f}; on 2 s clips of the same size "
+          f"{same_size['cpu_ratio']:.3f} (duration adds {figures['cpu_ratio'] - same_size['cpu_ratio']:+.3f})")
+    print(f"  warm audit per long clip: {figures['warm'] / figures['result'].n_clips:.2f} s")
+    figures["decode"] = decode
+    figures["same_size"] = same_size
+    return figures
 
 
 def _high_water_mib() -> float:
@@ -183,9 +344,17 @@ def main() -> None:
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--ray", type=int, default=0, metavar="ACTORS",
                         help="also run the warm audit on a local Ray cluster with this many actors")
+    parser.add_argument("--long", type=int, default=12, metavar="CLIPS",
+                        help="long clips for the long-clip row (0 skips it; at most 12)")
+    parser.add_argument("--long-seconds", type=float, default=120, help="duration of each long clip")
     args = parser.parse_args()
+    if not 0 <= args.long <= 12:
+        parser.error(f"--long takes 0 to 12 clips, got {args.long}")
+    short = None
     if not args.skip_overhead:
-        overhead(torch.device(args.device), args.workers, args.ray)
+        short = overhead(torch.device(args.device), args.workers, args.ray)
+    if args.long:
+        long_clips(torch.device(args.device), args.workers, args.long, args.long_seconds, short)
     if args.memory:
         memory([int(n) for n in args.memory.split(",")], args.workers)
 

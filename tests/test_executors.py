@@ -197,3 +197,42 @@ def test_ray_actors_run_with_the_thread_count_of_the_process_that_started_the_au
         torch.set_num_threads(threads)
     with Store(tmp_path / "r.sqlite") as store:
         assert {round(v, 4) for v in store.scores("original", "openness").values()} == {0.03}
+
+
+def _rows(path):
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return {table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+                for table in ("clips", "scores", "skipped", "thumbs")}
+    finally:
+        db.close()
+
+
+def test_timing_the_stages_changes_no_record(sample_dir, tmp_path):
+    from dataclasses import replace
+
+    from auditkit.core.executors import LocalExecutor
+
+    class Timed(LocalExecutor):
+        """What bench/audit_speed.py and bench/gpu_check.py do: ask every batch to time its stages."""
+
+        def __init__(self):
+            super().__init__(workers=0)
+            self.seconds: dict[str, float] = {}
+
+        def run(self, job, batches):
+            for outcome in super().run(replace(job, timing=True), batches):
+                for stage, value in outcome.seconds.items():
+                    self.seconds[stage] = self.seconds.get(stage, 0.0) + value
+                yield outcome
+
+    edits = ["lighting:dim", "glasses:thick"]
+    plain = run_audit(RecordingRater(), sample_dir, edits, store=tmp_path / "plain.sqlite")
+    timed = Timed()
+    again = run_audit(RecordingRater(), sample_dir, edits, store=tmp_path / "timed.sqlite", executor=timed)
+    assert _tests(plain) == _tests(again)
+    assert _rows(tmp_path / "plain.sqlite") == _rows(tmp_path / "timed.sqlite")
+    assert set(timed.seconds) == {"decode", "annotate", "edits", "input", "rater"}
+    assert all(value > 0 for value in timed.seconds.values())

@@ -57,9 +57,11 @@ def test_the_audit_crops_as_training_does(annotated_samples):
     for clip, ann in annotated_samples[:4]:
         top, left, side = face_crop_box(ann, *clip.size, 0.6)
         assert np.array_equal(face_crop(clip, ann), clip.frames[:, top:top + side, left:left + side])
-        x0, y0, x1, y1 = ann.face_box[:, 0].min(), ann.face_box[:, 1].min(), ann.face_box[:, 2].max(), \
-            ann.face_box[:, 3].max()
-        assert left <= x0 and top <= y0 and left + side >= min(x1, clip.size[1] - 1)  # the face is inside
+        x0, y0 = float(ann.face_box[:, 0].min()), float(ann.face_box[:, 1].min())
+        x1, y1 = float(ann.face_box[:, 2].max()), float(ann.face_box[:, 3].max())
+        # The face is inside the square, unless the frame's own edge cut it.
+        assert left <= max(x0, 0) and top <= max(y0, 0)
+        assert left + side >= min(x1, clip.size[1] - 1) and top + side >= min(y1, clip.size[0] - 1)
 
 
 def test_a_clip_without_a_face_is_skipped_with_the_reason(inner_face_rater):

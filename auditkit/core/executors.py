@@ -48,6 +48,7 @@ class Job:
     thumbs: bool = True
     face_crop: bool = False    # the rater sees face crops: every clip it scores is annotated
     device_setting: str = "auto"  # what the user asked for; a Ray actor resolves it on its own node
+    timing: bool = False  # time edits, inputs and rater calls into Outcome.seconds (CUDA synchronised)
     # torch's CPU kernels for exp, sin, atan2... round their vectorised body and their scalar
     # tail differently, and where the tail falls depends on how many threads split the tensor:
     # an edit's last bit, and so a score, depends on the thread count. Every process of an audit
@@ -73,7 +74,8 @@ class Job:
                                       annotator=annotator, annotate=flags,
                                       resample=[resample_offsets(s.id, self.edits, done) for s in batch])
         outcome = score_batch(rater, prepared, self.edits, done, device=device, seed=self.seed,
-                              max_missing_face=self.max_missing_face, per_call=self.per_call, thumbs=self.thumbs)
+                              max_missing_face=self.max_missing_face, per_call=self.per_call, thumbs=self.thumbs,
+                              timing=self.timing)
         # The caller's own annotator has counted this work already; another process's has not.
         outcome.annotated = {} if annotator is self.annotator else stats
         return outcome

@@ -8,8 +8,10 @@ calls are the same, the records are the same.
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +41,7 @@ class Prepared:
     error: str | None = None
     annotations: Annotations | None = None
     resampled: dict[float, np.ndarray | str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # decode, annotate: wherever it ran
 
 
 @dataclass
@@ -51,6 +54,8 @@ class Outcome:
     thumbs: list[tuple[str, str, bytes]] = field(default_factory=list)
     annotated: dict[str, int] = field(default_factory=dict)  # Annotator.stats increments
     sources: int = 0  # clips in the batch, for progress
+    # Seconds per stage (decode, annotate; with timing: edits, input, rater), never stored.
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def needs_annotation(clip_id: str, edits: Sequence[Perturbation], done: set[tuple[str, str]],
@@ -86,6 +91,7 @@ def prepare(sources: Sequence[Clip | ClipSource], *, frames: int, max_side: int,
     before = dict(annotator.stats) if annotator is not None else {}
     out = []
     for i, (source, wanted) in enumerate(zip(sources, annotate)):
+        start = time.perf_counter()
         if isinstance(source, Clip):
             item = Prepared(source.id, source)
         else:
@@ -93,19 +99,25 @@ def prepare(sources: Sequence[Clip | ClipSource], *, frames: int, max_side: int,
                 item = Prepared(source.id, source.read(frames, max_side))
             except ClipError as exc:
                 item = Prepared(source.id, None, exc.reason)
+            item.seconds["decode"] = time.perf_counter() - start
         if item.clip is not None and wanted and annotator is not None:
+            start = time.perf_counter()
             item.annotations = annotator.annotate_clip(item.clip)
+            item.seconds["annotate"] = time.perf_counter() - start
         for offset in (resample[i] if resample is not None else ()):
             if item.clip is None:
                 continue
             if isinstance(source, Clip):
                 item.resampled[offset] = resampled_frames(source.frames, frames, offset)
                 continue
+            start = time.perf_counter()
             try:
                 again = source.read(frames, max_side, offset=offset)
             except ClipError as exc:
                 item.resampled[offset] = exc.reason
                 continue
+            finally:
+                item.seconds["decode"] = item.seconds.get("decode", 0.0) + time.perf_counter() - start
             item.resampled[offset] = (again.frames if again.frames.shape == item.clip.frames.shape
                                       else f"the frames sampled {offset:g} interval later have another size")
         out.append(item)
@@ -178,16 +190,40 @@ def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor
 
 
+@contextmanager
+def _stage(outcome: Outcome, name: str, device: torch.device, timing: bool) -> Iterator[None]:
+    """Add the seconds spent inside to ``outcome.seconds[name]`` when ``timing``. On CUDA the
+    device is synchronised at both ends, so that queued kernels count in the stage that queued
+    them; that stalls the host, so it happens only when timing was asked for."""
+    if not timing:
+        yield
+        return
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        outcome.seconds[name] = outcome.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
 def score_batch(rater: Any, prepared: Sequence[Prepared], edits: Sequence[Perturbation],
                 done: set[tuple[str, str]], *, device: torch.device, seed: int, max_missing_face: float,
-                per_call: int, thumbs: bool = True) -> Outcome:
+                per_call: int, thumbs: bool = True, timing: bool = False) -> Outcome:
     """Score the original and every edit not yet ``done`` of each prepared clip.
 
     Inputs are queued in a fixed order (clip by clip: original, then each edit) and sent to the
     rater whenever ``per_call`` of them are waiting, so the calls are the same wherever and
     whenever the batch runs — a resumed or distributed audit gets bit-identical scores.
+    ``timing``: also time the edits, the rater's inputs and the rater calls into
+    ``Outcome.seconds`` (decoding and annotation are always timed; they cost nothing to time).
     """
     outcome = Outcome(sources=len(prepared))
+    for item in prepared:
+        for name, value in item.seconds.items():
+            outcome.seconds[name] = outcome.seconds.get(name, 0.0) + value
     conditions = [ORIGINAL] + [e.name for e in edits]
     # (clip, condition, rater input, thumbnail): the edit at source resolution is dropped as soon
     # as it is queued, so memory holds one call's inputs, not a batch of full-size edits.
@@ -195,7 +231,8 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], edits: Sequence[Pertur
 
     def flush() -> None:
         if queue:
-            _call(rater, queue, outcome)
+            with _stage(outcome, "rater", device, timing):
+                _call(rater, queue, outcome)
             queue.clear()
 
     for item in prepared:
@@ -217,17 +254,24 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], edits: Sequence[Pertur
                 reason = f"a face-crop rater needs a face: {problem or 'no face box'}"
                 outcome.skipped += [(clip.id, cond, reason) for cond in conditions if (clip.id, cond) not in done]
                 continue
-        frames = to_device(clip.frames, device)
+        with _stage(outcome, "input", device, timing):
+            frames = to_device(clip.frames, device)
         for edit in [None, *edits]:
             cond = ORIGINAL if edit is None else edit.name
             if (clip.id, cond) in done:
                 continue
-            edited = frames if edit is None else apply_edit(edit, clip, frames, item.annotations, seed,
-                                                            max_missing_face, item.resampled)
+            if edit is None:
+                edited = frames
+            else:
+                with _stage(outcome, "edits", device, timing):
+                    edited = apply_edit(edit, clip, frames, item.annotations, seed, max_missing_face,
+                                        item.resampled)
             if isinstance(edited, str):
                 outcome.skipped.append((clip.id, cond, edited))
                 continue
-            queue.append((clip.id, cond, rater_input(edited, rater.input, box), thumbnail(edited) if thumbs else b""))
+            with _stage(outcome, "input", device, timing):
+                queued = (clip.id, cond, rater_input(edited, rater.input, box), thumbnail(edited) if thumbs else b"")
+            queue.append(queued)
             if len(queue) >= per_call:
                 flush()
     flush()

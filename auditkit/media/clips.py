@@ -1,7 +1,11 @@
 """Clips: decoded, uniformly sampled frames of one interview video, plus who is in it.
 
-Decoding uses OpenCV. The frame count a container reports is unreliable, so frames are
-counted by reading them (``grab`` without decoding), then only the sampled frames are decoded.
+Pixels come from OpenCV. What decoding costs follows the frames sampled, not the clip's length:
+PyAV lists the presentation time of every frame from the container's packets (no decoding), and
+OpenCV seeks to each sampled frame and is checked, frame by frame, to have landed on the one with
+that time. The frame count a container reports can be wrong, so it is checked rather than
+trusted: against the packets, and by decoding the last frame and finding nothing after it. When
+any check fails the frames are counted by decoding every one, as a sequential read would.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class ClipSource:
     path: Path
     metadata: Mapping[str, str] = field(default_factory=dict)
 
-    def read(self, num_frames: int = DEFAULT_FRAMES, max_side: int = DEFAULT_MAX_SIDE,
+    def read(self, num_frames: int = DEFAULT_FRAMES, max_side: int = DEFAULT_MAX_SIDE, *,
              offset: float = 0.0) -> Clip:
         return read_video(self.path, num_frames=num_frames, max_side=max_side,
                           clip_id=self.id, metadata=self.metadata, offset=offset)
@@ -78,16 +82,21 @@ class ClipSource:
 def sample_indices(total: int, num_frames: int, offset: float = 0.0) -> np.ndarray:
     """Uniform positions over the whole clip; short clips repeat frames rather than fail.
 
-    ``offset`` shifts every position by that many sampling intervals (0.5: half-way to the next
-    sampled frame), clamped to the last frame: a second look at the same clip, a moment later."""
+    ``offset`` moves every position later by that fraction of one sampling interval (the distance
+    between neighbouring positions; with one position, the whole clip). Positions never leave the
+    clip: one that would fall past the last frame is the last frame (so with any offset the last
+    frame is still sampled, and the first one is not unless the interval is under a frame).
+    """
     if total <= 0 or num_frames <= 0:
         raise ValueError("total and num_frames must be positive")
-    base = np.linspace(0, total - 1, num_frames)
+    if not (isinstance(offset, (int, float)) and 0 <= offset < 1):
+        raise ValueError(f"offset must be a number in [0, 1) (a fraction of one sampling interval), got {offset!r}")
+    positions = np.linspace(0, total - 1, num_frames)
     if not offset:
-        return np.round(base).astype(int)
-    step = (total - 1) / (num_frames - 1) if num_frames > 1 else (total - 1)
+        return np.round(positions).astype(int)
+    interval = (total - 1) / (num_frames - 1) if num_frames > 1 else total - 1
     # Halves round up here (np.round would send 0.5 back to 0, the frame it is meant to leave).
-    return np.floor(np.minimum(base + offset * step, total - 1) + 0.5).astype(int)
+    return np.floor(np.minimum(positions + offset * interval, total - 1) + 0.5).astype(int)
 
 
 def _open(path: Path):
@@ -107,7 +116,11 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
                max_side: int = DEFAULT_MAX_SIDE, *, clip_id: str | None = None,
                metadata: Mapping[str, str] | None = None, offset: float = 0.0) -> Clip:
     """Decode ``num_frames`` frames spread uniformly over the video, downscaled so that the
-    longer side is at most ``max_side``. Raises :class:`ClipError` with the reason."""
+    longer side is at most ``max_side``. Raises :class:`ClipError` with the reason.
+
+    ``offset`` (in [0, 1)) samples every position that fraction of a sampling interval later,
+    clamped to the last frame (:func:`sample_indices`); the clip's ``content_hash`` then names the
+    offset too, so annotations cached for the unshifted frames are never reused for these."""
     import cv2
 
     path = Path(path)
@@ -115,6 +128,8 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if max_side < 16:
         raise ValueError(f"max_side must be >= 16, got {max_side}")
+    if not (isinstance(offset, (int, float)) and 0 <= offset < 1):
+        raise ValueError(f"offset must be a number in [0, 1) (a fraction of one sampling interval), got {offset!r}")
     if not path.is_file():
         if path.is_symlink():
             raise ClipError(path, "is a symbolic link that leads nowhere (broken, or a loop)")
@@ -129,7 +144,7 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
 
     try:
         with quiet_stderr():  # FFmpeg's own complaints about a damaged stream; the ClipError says it once
-            return _read_video(path, num_frames, max_side, clip_id, metadata, offset)
+            return _read_video(path, num_frames, max_side, clip_id, metadata, float(offset))
     except OSError as exc:  # unreadable, vanished, or a failing disk: one clip's problem, not the run's
         raise ClipError(path, f"cannot be read ({exc.strerror or exc})") from None
     except cv2.error as exc:
@@ -137,9 +152,7 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
 
 
 def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
-                metadata: Mapping[str, str] | None, offset: float = 0.0) -> Clip:
-    import cv2
-
+                metadata: Mapping[str, str] | None, offset: float) -> Clip:
     size = path.stat().st_size
     if size == 0:
         raise ClipError(path, "empty file (0 bytes)")
@@ -151,26 +164,224 @@ def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
     if problem:
         raise ClipError(path, problem)
 
+    sampled = decode_sampled(path, num_frames, max_side, offset=offset)
+    decoded = sampled.frames
+    shapes = {f.shape for f in decoded.values()}
+    if len(shapes) != 1:
+        raise ClipError(path, f"frames change size inside the video ({sorted(shapes)})")
+    h, w = next(iter(shapes))[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ClipError(path, f"frames are {w}x{h} pixels; at least {MIN_SIDE} on each side are needed")
+    frames = np.stack([decoded[i] for i in sampled.indices.tolist()])
+    digest = file_digest(path)
+    if offset:
+        digest = hashlib.sha256(f"{digest}:offset={offset!r}".encode()).hexdigest()
+    fps = sampled.fps
+    return Clip(id=clip_id or path.stem, frames=frames,
+                fps=float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0,
+                metadata=dict(metadata or {}), path=path, source_frames=sampled.total,
+                content_hash=digest)
+
+
+# ------------------------------------------------------------------------------------ decoding
+
+# A seek makes OpenCV decode from the keyframe at or before 16 frames before the target up to
+# it; decoding forward is cheaper than that across shorter gaps (and reads a short clip's frames
+# once each).
+WALK_FRAMES = 24
+
+
+@dataclass
+class DecodeReport:
+    """How a clip's sampled frames were found (tests and benchmarks read it)."""
+
+    mode: str = ""      # "timeline": each frame found by its time, count checked | "count": all decoded to count them
+    total: int = 0
+    grabs: int = 0      # frames decoded by grab() here (a seek also decodes, inside OpenCV, up to 16 + one GOP)
+    seeks: int = 0
+    reason: str = ""    # why the frames had to be counted, when they were
+
+
+@dataclass
+class Sampled:
+    frames: dict[int, np.ndarray]  # source index -> RGB frame, downscaled
+    indices: np.ndarray            # the sampled index of each output frame, in order
+    total: int
+    fps: float
+    report: DecodeReport
+
+
+def decode_sampled(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES, max_side: int = DEFAULT_MAX_SIDE,
+                   *, offset: float = 0.0) -> Sampled:
+    """The sampled frames of a video file and how they were found; :func:`read_video` is this
+    with the checks a clip needs. Frames equal those of a sequential read (``grab`` and
+    ``retrieve`` every frame) at the same indices."""
+    import cv2
+
+    path = Path(path)
+    report = DecodeReport()
+    cap = _open(path)
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        line = _timeline(path)
+        if isinstance(line, str):
+            report.reason = line
+        else:
+            times, pts, header = line
+            # A header whose count disagrees with the packets lies about one of them, and OpenCV's
+            # seeks stop at the stated count: count by decoding, as a sequential read does.
+            if header and reported != len(times):
+                report.reason = f"the container states {reported} frames but holds {len(times)}"
+            else:
+                wanted = sample_indices(len(times), num_frames, offset)
+                found = _decode_by_time(cap, times, pts, sorted(set(wanted.tolist())), max_side, report)
+                if isinstance(found, dict):
+                    report.mode, report.total = "timeline", len(times)
+                    return Sampled(found, wanted, len(times), fps, report)
+                report.reason = found
+    finally:
+        cap.release()
+    return _decode_by_count(path, num_frames, max_side, offset, report)
+
+
+def _timeline(path: Path) -> tuple[np.ndarray, np.ndarray, int] | str:
+    """Presentation times (ms from the stream's start, as OpenCV reports them) of every frame of
+    the first video stream, sorted, its raw timestamps, and the frame count its header states (0
+    when it states none); or why they cannot be had. Reads packets, decodes nothing."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return "no video stream found by the packet reader"
+            stream = container.streams.video[0]
+            base = stream.time_base
+            start = stream.start_time or 0
+            stamps = []
+            for packet in container.demux(stream):
+                if packet.size == 0 and packet.pts is None and packet.dts is None:
+                    continue  # the end-of-stream marker PyAV appends
+                if packet.pts is None or packet.size == 0:
+                    return "a packet without a timestamp or without data"
+                stamps.append(packet.pts)
+            header = stream.frames
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        return f"the packet reader failed ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"
+    if not stamps or base is None:
+        return "no timestamped frames found by the packet reader"
+    pts = np.sort(np.asarray(stamps, dtype=np.int64))
+    if len(pts) > 1 and np.diff(pts).min() <= 0:
+        return "two frames share a timestamp"
+    # OpenCV's CAP_PROP_POS_MSEC: (pts - start_time) * time_base * 1000, in doubles.
+    times = (pts - start).astype(np.float64) * (base.numerator / base.denominator) * 1000
+    return times, pts, int(header or 0)
+
+
+def _decode_by_time(cap, times: np.ndarray, pts: np.ndarray, wanted: list[int], max_side: int,
+                    report: DecodeReport) -> dict[int, np.ndarray] | str:
+    """Decode the frames at ``wanted`` (sorted indices into ``times``), finding each by its time;
+    returns why not when OpenCV's frames do not line up with the timeline."""
+    import cv2
+
+    n = len(times)
+    tol = 0.25 * float(np.diff(times).min()) if n > 1 else 1.0
+    zero = int(np.flatnonzero(pts == 0)[0]) if (pts == 0).any() else -1
+    fps = cap.get(cv2.CAP_PROP_FPS)
+
+    def which(t: float) -> int | None:
+        k = int(np.searchsorted(times, t))
+        near = min((c for c in (k - 1, k) if 0 <= c < n), key=lambda c: abs(times[c] - t))
+        if abs(times[near] - t) <= tol:
+            return near
+        # OpenCV reports a frame whose timestamp is exactly 0 by its decoding time, never later.
+        return zero if zero >= 0 and t < times[zero] else None
+
+    def grab() -> int | None:
+        """Decode the next frame; its index, or None at the end or when its time is not listed."""
+        report.grabs += 1
+        if not cap.grab():
+            return None
+        return which(cap.get(cv2.CAP_PROP_POS_MSEC))
+
+    def seek(i: int) -> int | str:
+        """Seek to at or before frame ``i`` and decode the frame found there; its index."""
+        back = 0
+        for _ in range(4):
+            report.seeks += 1
+            # OpenCV numbers frames by time x fps; after a seek to number k, grab() returns frame k.
+            target = max(0, int(times[i] * fps / 1000 + 0.5) - back)
+            cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+            j = grab()
+            if j is None:
+                return f"no frame with a listed time after seeking to frame {i}"
+            if j <= i:
+                return j
+            back = max(16, 2 * back + 2 * (j - i))
+        return f"seeking kept landing after frame {i}"
+
+    keep = set(wanted)
+    # The last frame is always reached: decoding it and finding no frame after it is what
+    # checks the count.
+    targets = wanted if wanted[-1] == n - 1 else [*wanted, n - 1]
+    decoded: dict[int, np.ndarray] = {}
+    # One full-resolution buffer, reused: an 8K frame is 100 MB, and only the downscaled copies
+    # are kept, so memory stays at one source frame whatever the resolution or frame count.
+    bgr = None
+    pos = 0  # the index the next grab() returns
+    for i in targets:
+        if i - pos > WALK_FRAMES:
+            j = seek(i)
+            if isinstance(j, str):
+                return j
+        else:
+            j = grab()
+            if j != pos:
+                return f"frame {pos} has no listed time, or another one ({j})"
+        while j < i:
+            k = grab()
+            if k != j + 1:
+                return f"the frame after {j} is {k}, not {j + 1}"
+            j = k
+        if i in keep:
+            ok, bgr = cap.retrieve(bgr)
+            if not ok or bgr is None:
+                return f"frame {i} could not be decoded"
+            decoded[i] = _to_rgb(bgr, max_side)
+        pos = i + 1
+    report.grabs += 1
+    if cap.grab():
+        return f"a frame follows the last of the {n} listed"
+    return decoded
+
+
+def _decode_by_count(path: Path, num_frames: int, max_side: int, offset: float, report: DecodeReport) -> Sampled:
+    """The sequential read: count the frames by decoding them all, then decode again up to the
+    last sampled one."""
+    import cv2
+
+    report.mode = "count"
     cap = _open(path)
     try:
         total = 0
         while cap.grab():
             total += 1
+        report.grabs += total + 1
         fps = cap.get(cv2.CAP_PROP_FPS)
     finally:
         cap.release()
     if total == 0:
         raise ClipError(path, "contains no decodable frames")
+    report.total = total
 
     wanted = sample_indices(total, num_frames, offset)
-    unique = sorted(set(wanted.tolist()))
+    unique = set(wanted.tolist())
     decoded: dict[int, np.ndarray] = {}
     cap = _open(path)
-    # One full-resolution buffer, reused: an 8K frame is 100 MB, and only the downscaled copies
-    # are kept, so memory stays at one source frame whatever the resolution or frame count.
-    bgr = None
+    bgr = None  # one full-resolution buffer, reused (see _decode_by_time)
     try:
-        for index in range(unique[-1] + 1):
+        for index in range(max(unique) + 1):
+            report.grabs += 1
             if not cap.grab():
                 raise ClipError(path, f"frame {index} of {total} could not be read on the second pass")
             if index in unique:
@@ -180,19 +391,7 @@ def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
                 decoded[index] = _to_rgb(bgr, max_side)
     finally:
         cap.release()
-    del bgr
-
-    shapes = {f.shape for f in decoded.values()}
-    if len(shapes) != 1:
-        raise ClipError(path, f"frames change size inside the video ({sorted(shapes)})")
-    h, w = next(iter(shapes))[:2]
-    if min(h, w) < MIN_SIDE:
-        raise ClipError(path, f"frames are {w}x{h} pixels; at least {MIN_SIDE} on each side are needed")
-    frames = np.stack([decoded[i] for i in wanted.tolist()])
-    return Clip(id=clip_id or path.stem, frames=frames,
-                fps=float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0,
-                metadata=dict(metadata or {}), path=path, source_frames=total,
-                content_hash=file_digest(path))
+    return Sampled(decoded, wanted, total, fps, report)
 
 
 _SNIFF_BYTES = 512

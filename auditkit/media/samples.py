@@ -13,7 +13,7 @@ import csv
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -86,31 +86,43 @@ def _face_box(image: np.ndarray) -> tuple[float, float, float, float]:
             box.width * w, box.height * h)
 
 
+class _HeadMotion:
+    """Warp the head region by a small rotation and translation that fades out with distance
+    from the face, so the head moves and the background does not tear. The pixel grid and the
+    weights depend only on the portrait, so they are computed once per clip, not per frame."""
+
+    def __init__(self, image: np.ndarray, face: tuple[float, float, float, float], v: _Variant) -> None:
+        cx, cy, fw, fh = face
+        h, w = image.shape[:2]
+        self.image, self.v, self.fh = image, v, fh
+        self.ys, self.xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        # Weight: 1 on the head (centre slightly above the face box centre), 0 far away.
+        self.hx, self.hy = cx, cy - 0.1 * fh
+        sigma = 0.95 * max(fw, fh)
+        self.weight = np.exp(-(((self.xs - self.hx) ** 2 + (self.ys - self.hy) ** 2)
+                               / (2 * sigma ** 2))).astype(np.float32)
+
+    def __call__(self, t: float) -> np.ndarray:
+        import cv2
+
+        v, fh, xs, ys, hx, hy = self.v, self.fh, self.xs, self.ys, self.hx, self.hy
+        omega = 2 * np.pi * t
+        angle = np.deg2rad(v.roll_deg * np.sin(0.9 * omega + v.phase))
+        dx = v.sway_px / 100 * fh * np.sin(0.6 * omega + 2 * v.phase)
+        dy = v.nod_px / 100 * fh * np.sin(1.3 * omega + 0.5 * v.phase)
+        # Inverse map: where does each output pixel come from? Rotate back about the head centre.
+        c, s = np.cos(-angle), np.sin(-angle)
+        rx = c * (xs - hx - dx) - s * (ys - hy - dy) + hx
+        ry = s * (xs - hx - dx) + c * (ys - hy - dy) + hy
+        map_x = xs + self.weight * (rx - xs)
+        map_y = ys + self.weight * (ry - ys)
+        return cv2.remap(self.image, map_x, map_y, interpolation=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REFLECT)
+
+
 def _head_motion(image: np.ndarray, face: tuple[float, float, float, float], v: _Variant,
                  t: float) -> np.ndarray:
-    """Warp the head region by a small rotation and translation that fades out with distance
-    from the face, so the head moves and the background does not tear."""
-    import cv2
-
-    cx, cy, fw, fh = face
-    h, w = image.shape[:2]
-    omega = 2 * np.pi * t
-    angle = np.deg2rad(v.roll_deg * np.sin(0.9 * omega + v.phase))
-    dx = v.sway_px / 100 * fh * np.sin(0.6 * omega + 2 * v.phase)
-    dy = v.nod_px / 100 * fh * np.sin(1.3 * omega + 0.5 * v.phase)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    # Weight: 1 on the head (centre slightly above the face box centre), 0 far away.
-    hx, hy = cx, cy - 0.1 * fh
-    sigma = 0.95 * max(fw, fh)
-    weight = np.exp(-(((xs - hx) ** 2 + (ys - hy) ** 2) / (2 * sigma ** 2))).astype(np.float32)
-    # Inverse map: where does each output pixel come from? Rotate back about the head centre.
-    c, s = np.cos(-angle), np.sin(-angle)
-    rx = c * (xs - hx - dx) - s * (ys - hy - dy) + hx
-    ry = s * (xs - hx - dx) + c * (ys - hy - dy) + hy
-    map_x = xs + weight * (rx - xs)
-    map_y = ys + weight * (ry - ys)
-    return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REFLECT)
+    return _HeadMotion(image, face, v)(t)
 
 
 def _crop(image: np.ndarray, face: tuple[float, float, float, float], v: _Variant) -> tuple[int, int, int, int]:
@@ -127,17 +139,23 @@ def _crop(image: np.ndarray, face: tuple[float, float, float, float], v: _Varian
     return x0, y0, int(crop_w), int(crop_h)
 
 
-def render_clip(image: np.ndarray, face: tuple[float, float, float, float], v: _Variant,
-                frames: int = FPS * SECONDS) -> np.ndarray:
+def iter_frames(image: np.ndarray, face: tuple[float, float, float, float], v: _Variant,
+                frames: int = FPS * SECONDS, fps: float = FPS):
+    """The clip's frames one at a time (a two-minute 720p clip is gigabytes as one array); the
+    head moves at the same speed in real time whatever ``fps``."""
     import cv2
 
     x0, y0, cw, ch = _crop(image, face, v)
-    out = []
+    motion = _HeadMotion(image, face, v)
     for i in range(frames):
-        moved = _head_motion(image, face, v, i / FPS / SECONDS)
+        moved = motion(i / fps / SECONDS)
         frame = cv2.resize(moved[y0:y0 + ch, x0:x0 + cw], v.size, interpolation=cv2.INTER_AREA)
-        out.append(frame[:, ::-1] if v.mirror else frame)
-    return np.ascontiguousarray(np.stack(out))
+        yield np.ascontiguousarray(frame[:, ::-1] if v.mirror else frame)
+
+
+def render_clip(image: np.ndarray, face: tuple[float, float, float, float], v: _Variant,
+                frames: int = FPS * SECONDS) -> np.ndarray:
+    return np.stack(list(iter_frames(image, face, v, frames)))
 
 
 def build_samples(dest: Path) -> Path:
@@ -167,6 +185,62 @@ def sample_clips(dest: str | os.PathLike | None = None) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".samples-", dir=target.parent))
     try:
         build_samples(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / "metadata.csv").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _write_long(path: Path, index: int, size: tuple[int, int], frames: int, fps: float) -> None:
+    portraits = load_portraits()
+    v = replace(_VARIANTS[index], size=size)
+    image = portraits[v.portrait]
+    write_video(path, iter_frames(image, _face_box(image), v, frames, fps), fps=fps)
+
+
+def long_sample_clips(seconds: float = 120, size: tuple[int, int] = (1280, 720), fps: float = 30,
+                      dest: str | os.PathLike | None = None, workers: int = 1, progress=None) -> Path:
+    """The sample set's twelve people again as long clips (default: two minutes of 720p at
+    30 fps, as real interview answers run), built on first use into the user cache. Writing
+    them takes minutes: ``workers`` processes write clips side by side, and
+    ``progress(done, total, clip_id)`` hears of each clip written."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    w, h = size
+    name = f"samples-long-v{SAMPLES_VERSION}-{seconds:g}s-{w}x{h}-{fps:g}fps"
+    target = Path(dest) if dest is not None else cache_root() / name
+    if (target / "metadata.csv").is_file():
+        return target
+    if not (seconds > 0 and fps > 0 and min(size) >= 32 and workers >= 1):
+        raise ValueError(f"long sample clips need seconds > 0, fps > 0, sides >= 32 and workers >= 1, "
+                         f"got {seconds}, {fps}, {size}, {workers}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".samples-long-", dir=target.parent))
+    try:
+        ids = [f"{v.portrait}_{i:02d}_{v.framing}_long" for i, v in enumerate(_VARIANTS)]
+        jobs = [(tmp / f"{clip_id}.mp4", i, (w, h), round(seconds * fps), fps) for i, clip_id in enumerate(ids)]
+        if workers == 1:
+            for done, job in enumerate(jobs, 1):
+                _write_long(*job)
+                if progress is not None:
+                    progress(done, len(jobs), ids[job[1]])
+        else:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(_write_long, *job): ids[job[1]] for job in jobs}
+                for done, future in enumerate(as_completed(futures), 1):
+                    future.result()
+                    if progress is not None:
+                        progress(done, len(jobs), futures[future])
+        with open(tmp / "metadata.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["clip_id", "subject_id", "framing"])
+            writer.writeheader()
+            writer.writerows({"clip_id": clip_id, "subject_id": v.portrait, "framing": v.framing}
+                             for clip_id, v in zip(ids, _VARIANTS))
         try:
             os.replace(tmp, target)
         except OSError:
