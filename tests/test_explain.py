@@ -62,7 +62,8 @@ def clips(annotated_samples):
 def region_audit(sample_dir, annotator, tmp_path_factory):
     """The region family audited the ordinary way, scores kept in a store."""
     db = tmp_path_factory.mktemp("explain") / "results.sqlite"
-    result = run_audit(bands(), sample_dir, ["region"], annotator=annotator, store=db)
+    # Twelve clips of two people: the clip is the unit here, and no retest control is needed.
+    result = run_audit(bands(), sample_dir, ["region"], annotator=annotator, store=db, unit="clip", retest=False)
     return result, db
 
 
@@ -134,7 +135,7 @@ def test_a_torchscript_rater_gets_the_same_attribution(clips, annotator, gradien
 
 def test_a_rater_that_ignores_its_input_gets_zero_and_invariant(sample_dir, clips, annotator):
     rater = TorchRater(ConstantRater(), input=SPEC, name="constant")
-    result = run_audit(rater, sample_dir, ["region"], annotator=annotator)
+    result = run_audit(rater, sample_dir, ["region"], annotator=annotator, unit="clip", retest=False)
     assert {t.verdict for t in result.tests} == {"invariant"} and len(result.tests) == 4 * 5
     for method in ("integrated_gradients", "ablation"):
         found = explain(rater, clips[:4], annotator=annotator, method=method)

@@ -106,8 +106,11 @@ def test_input_spec_validation():
     assert InputSpec(size=96).size == (96, 96)
     with pytest.raises(RaterError, match="frames"):
         InputSpec(frames=0)
-    with pytest.raises(RaterError, match="crop 'face'"):
-        InputSpec(crop="face")
+    assert InputSpec(crop="face").crop == "face"
+    with pytest.raises(RaterError, match="crop 'body' is not supported; use one of full, face"):
+        InputSpec(crop="body")
+    with pytest.raises(RaterError, match="crop_margin must be a number"):
+        InputSpec(crop="face", crop_margin=9)
 
 
 def test_torchscript_with_bad_metadata(tmp_path):

@@ -178,13 +178,14 @@ class _RayWorker:
     def __init__(self, job: Job, device: str) -> None:
         from auditkit.contract.device import pick_device
         from auditkit.contract.rater import rater_identity
-        from auditkit.raters import load_rater
+        from auditkit.raters import RaterSource, load_rater
 
         torch.set_num_threads(job.threads)
         # Chosen here, on the node: "auto" is this actor's own GPU when it has one, whatever the
         # machine that started the audit has.
         self.device = pick_device(device)
-        self.rater = load_rater(job.rater_spec, device=self.device)
+        spec = job.rater_spec
+        self.rater = spec.load(self.device) if isinstance(spec, RaterSource) else load_rater(spec, device=self.device)
         self.job = job
         # Its own annotator, so that its work is reported back to the driver's (see run_batch).
         self.annotator = (Annotator(job.annotator.cache_dir, use_cache=job.annotator.use_cache)

@@ -146,11 +146,7 @@ def rebase_spec(spec: str, base: Path) -> str:
 
 def load_rater(spec: str | Any, *, device: str | torch.device = "cpu") -> Any:
     """Resolve a rater spec (see the module docstring) and move it to ``device``."""
-    from .travel import RaterSource
-
     device = torch.device(device)
-    if isinstance(spec, RaterSource):
-        return spec.load(device)
     if not isinstance(spec, str):
         rater = as_rater(spec)
     else:

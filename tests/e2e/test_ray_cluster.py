@@ -66,8 +66,10 @@ def cluster(tmp_path):
     # The audits below get the token but not the mode: auditkit turns token mode on by itself.
     nodes_env = {**env, "RAY_AUTH_MODE": "token"}
     port, client_port = _free_port(), _free_port()
-    head = _start(["--head", f"--port={port}", f"--ray-client-server-port={client_port}", "--num-cpus=1",
-                   "--include-dashboard=false"], nodes_env, tmp_path / "head.log")
+    # Every node registers at the loopback address: the test's traffic never leaves this machine.
+    head = _start(["--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                   f"--ray-client-server-port={client_port}", "--num-cpus=1", "--include-dashboard=false"],
+                  nodes_env, tmp_path / "head.log")
     nodes = [head]
     try:
         address = f"127.0.0.1:{port}"
@@ -75,7 +77,8 @@ def cluster(tmp_path):
         while _alive_nodes(address, env) < 1:
             assert head.poll() is None and time.monotonic() < deadline, (tmp_path / "head.log").read_text()
             time.sleep(2)
-        nodes.append(_start([f"--address={address}", "--num-cpus=1"], nodes_env, tmp_path / "node.log"))
+        nodes.append(_start([f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1"], nodes_env,
+                            tmp_path / "node.log"))
         while _alive_nodes(address, env) < 2:
             assert nodes[1].poll() is None and time.monotonic() < deadline, (tmp_path / "node.log").read_text()
             time.sleep(2)
