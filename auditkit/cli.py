@@ -30,6 +30,27 @@ def _parser() -> argparse.ArgumentParser:
     _settings(run, ("margin", "alpha", "tolerance", "correction", "unit", "cluster", "fail_on", "retest",
                     "batch_size", "contrasts", "scenes_dir", "shortlist_top", "shortlist_trait",
                     "max_missing_face", "executor", "workers", "ray_address"))
+    run.add_argument("--explain", action="store_true",
+                     help="then explain where the rater looks (as `auditkit explain OUT`, its defaults)")
+
+    explain = sub.add_parser("explain", help="where the rater of a saved run looks (attribution per region)",
+                             description="Explain the clips of a saved run that moved most: the share of the "
+                                         "rater's attribution on face, hair, body and background per trait, "
+                                         "heatmap overlays, written into the run (audit.json, report.html, "
+                                         "explain/). Results are kept in the run's store: a second call "
+                                         "computes nothing again.")
+    explain.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of an `auditkit run`")
+    explain.add_argument("--method", choices=("auto", "integrated_gradients", "ablation"), default="auto",
+                         help="integrated_gradients for PyTorch raters, ablation (greyed regions) for any "
+                              "rater; auto picks the first when it can (default)")
+    explain.add_argument("--clips", type=int, default=8, metavar="N", help="clips to explain (default 8)")
+    explain.add_argument("--frames", type=int, default=2, metavar="N",
+                         help="frames per clip kept for the overlays (default 2)")
+    explain.add_argument("--steps", type=int, default=16, metavar="N",
+                         help="integrated gradients' steps (default 16)")
+    explain.add_argument("--trait", action="append", metavar="TRAIT",
+                         help="explain this trait (repeatable; default every trait)")
+    explain.add_argument("--quiet", action="store_true", help="no progress bar")
 
     perturb = sub.add_parser("perturb", help="preview edits on one clip (original | edited)",
                              description="Apply edits to one video and write original and edited "
@@ -121,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _perturb(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "explain":
+            return _explain(args)
         if args.command == "dashboard":
             return _dashboard(args)
 
@@ -170,7 +193,32 @@ def _run(args: argparse.Namespace) -> int:
         raise AuditkitError("--out is required (or 'out' in the configuration file)")
     from auditkit.app.run import execute
 
-    return execute(config, quiet=args.quiet)
+    code = execute(config, quiet=args.quiet)
+    if args.explain:
+        from auditkit.app.explain import explain_run
+
+        explain_run(config.out, quiet=args.quiet)
+        print(f"explained: {Path(config.out) / 'audit.json'} (attribution), {Path(config.out) / 'explain'}/")
+    return code
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from auditkit.app.explain import explain_run
+    from auditkit.core.report.format import attribution_lines
+
+    for name, low in (("clips", 1), ("frames", 1), ("steps", 2)):
+        if getattr(args, name) < low:
+            raise AuditkitError(f"--{name} must be an integer >= {low}, got {getattr(args, name)}")
+    folder = Path(args.run_dir)
+    if not (folder / "audit.json").is_file():
+        raise AuditkitError(f"{folder}: no audit.json (give the --out folder of an `auditkit run`)")
+    explain_run(folder, method=args.method, clips=args.clips, frames=args.frames, steps=args.steps,
+                traits=args.trait, quiet=args.quiet)
+    from auditkit.app.run import load_audit
+
+    print("\n".join(attribution_lines(load_audit(folder / "audit.json"))))
+    print(f"\nwrote {folder / 'audit.json'} (attribution), {folder / 'report.html'}, {folder / 'explain'}/")
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -199,14 +247,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from auditkit.app.run import load_audit, saved_shifts
-    from auditkit.core.report import preview_files, render_html, render_junit, render_markdown
+    from auditkit.core.report import explain_files, preview_files, render_html, render_junit, render_markdown
 
     result = load_audit(args.audit)
     if args.format == "html":
         # The folder the user named, not where a linked audit.json points: nothing is read from
         # outside it.
         folder = Path(args.audit).absolute().parent
-        text = render_html(result, preview_files(folder / "previews"), shifts=saved_shifts(folder, result))
+        text = render_html(result, preview_files(folder / "previews"), shifts=saved_shifts(folder, result),
+                           overlays=explain_files(folder, result))
     else:
         text = render_markdown(result) if args.format == "md" else render_junit(result)
     if args.out:

@@ -37,6 +37,8 @@ CONTRASTS = (("background:bookshelf", "background:plain"),)
 TRAIN_BACKGROUNDS = ((None, 2), ("background:plain", 3), ("background:office", 3),
                      ("background:blurred", 2), ("background:bookshelf", 3), ("bookshelf:insert", 3))
 GLASSES_SHARE = 0.5
+# Where the rater looks, before and after retraining: the traits the bookshelf was planted on.
+EXPLAINED = ("conscientiousness", "extraversion")
 
 
 @dataclass
@@ -54,6 +56,9 @@ class DemoConfig:
     # is also among that person's training clips: held-out clips test generalisation to new
     # clips, not to a framing the rater never saw.
     held_out: tuple[str, ...] = ("collins_08_wide", "collins_10_wide", "hopper_04_wide", "hopper_05_tight")
+    # Integrated gradients on every sample clip (the same clips before and after), one frame each.
+    explain: bool = True
+    explain_steps: int = 16
 
 
 def _family(edit: str) -> str:
@@ -155,6 +160,12 @@ def run_demo(out: Path, config: DemoConfig, *, say: Callable[[str], None] = prin
         audit = AuditConfig(rater=str(ckpt), perturbations=AUDIT_EDITS, contrasts=CONTRASTS,
                             out=str(stage_dir), device=config.device, seed=config.seed)
         execute(audit, quiet=not progress, echo=False)
+        if config.explain:
+            from auditkit.app.explain import explain_run
+
+            say(f"[{stage}] where the rater looks ({', '.join(EXPLAINED)}): integrated gradients")
+            explain_run(stage_dir, clips=len(clips), frames=1, steps=config.explain_steps, traits=EXPLAINED,
+                        quiet=not progress)
         runs[stage] = {"dir": stage_dir, "held_out": held,
                        "audit": json.loads((stage_dir / "audit.json").read_text())}
     _compare_in_report(runs["after"]["dir"], runs["before"]["dir"])
@@ -166,7 +177,7 @@ def run_demo(out: Path, config: DemoConfig, *, say: Callable[[str], None] = prin
 
 def _compare_in_report(after_dir: Path, before_dir: Path) -> None:
     """Re-render the second run's report with the before/after table."""
-    from auditkit.core.report import preview_files, render_html
+    from auditkit.core.report import explain_files, preview_files, render_html
     from auditkit.core.result import AuditResult
     from auditkit.core.store import Store
 
@@ -175,7 +186,7 @@ def _compare_in_report(after_dir: Path, before_dir: Path) -> None:
     with Store(after_dir / "results.sqlite") as store:
         shifts = store.shifts(after)
     html = render_html(after, preview_files(after_dir / "previews"), baseline=before,
-                       baseline_label="before retraining", shifts=shifts)
+                       baseline_label="before retraining", shifts=shifts, overlays=explain_files(after_dir, after))
     (after_dir / "report.html").write_text(html, encoding="utf-8")
 
 
@@ -191,8 +202,11 @@ def summarise(runs: dict[str, Any]) -> dict[str, Any]:
         cells.append({"perturbation": t["perturbation"], "trait": t["trait"], "planted": planted,
                       "before": {k: t.get(k) for k in ("mean_shift", "share_moved", "verdict")},
                       "after": {k: a.get(k) for k in ("mean_shift", "share_moved", "verdict")}})
-    return {"cells": cells, "unit": after.get("unit", "clip"), "n_subjects": after.get("n_subjects"),
-            "n_clips": after.get("n_clips"),
+    looks = {k: {trait: {region: {m: v.get(m) for m in ("share", "density")} for region, v in entry["regions"].items()}
+                 for trait, entry in (runs[k]["audit"].get("attribution") or {}).get("traits", {}).items()}
+             for k in runs}
+    return {"cells": cells, "attribution": looks if all(looks.values()) else {}, "unit": after.get("unit", "clip"),
+            "n_subjects": after.get("n_subjects"), "n_clips": after.get("n_clips"),
             "held_out": {k: {"mean_accuracy_fair_target": runs[k]["held_out"]["mean_accuracy_fair_target"],
                              "mean_accuracy_labels": runs[k]["held_out"]["mean_accuracy"]}
                          for k in runs},
@@ -222,6 +236,14 @@ def render_table(summary: dict[str, Any]) -> str:
     lines.append(f"unit of analysis: clips — the sample set holds {people} people in {summary.get('n_clips')} clips, "
                  "too few people to judge people in general, so these verdicts are about these clips"
                  if summary.get("unit") == "clip" else f"unit of analysis: people ({people})")
+    looks = summary.get("attribution") or {}
+    if looks:
+        lines.append("where the rater looks (integrated gradients on every clip): background share of the "
+                     "attribution, and density = share / share of the picture (above 1: more than its area):")
+        for trait in looks["before"]:
+            b, a = looks["before"][trait]["background"], looks["after"].get(trait, {}).get("background", {})
+            lines.append(f"  {trait}: before {100 * b['share']:.0f}% (density {b['density']:.2f}), "
+                         f"after {100 * a.get('share', 0):.0f}% (density {a.get('density', 0):.2f})")
     h = summary["held_out"]
     lines.append("held-out mean accuracy (1 - MAE) against the planted-free target: "
                  f"before {h['before']['mean_accuracy_fair_target']:.4f}, "

@@ -17,9 +17,9 @@ import streamlit as st
 from auditkit.contract.errors import AuditkitError
 from auditkit.dashboard import data, views
 
-URL_KEYS = ("page", "run", "condition", "sort_trait", "sort", "clip", "compare_run")
+URL_KEYS = ("page", "run", "condition", "sort_trait", "sort", "clip", "heat_trait", "compare_run")
 # Widgets of one page only: Streamlit forgets a widget's state on a run that does not draw it.
-PAGE_KEYS = ("family", "trait", "condition", "sort_trait", "sort", "clip", "compare_run")
+PAGE_KEYS = ("family", "trait", "condition", "sort_trait", "sort", "clip", "heat_trait", "compare_run")
 
 
 def _script_args() -> list[str]:

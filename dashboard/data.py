@@ -208,7 +208,7 @@ def list_runs(root: Path) -> list[RunEntry]:
             continue
         when, date = _when(result.created, folder)
         entries.append(RunEntry(name, date, when, str(result.rater.get("spec", "")), result.n_clips,
-                                len(result.tests), result.counts()["shift"], None))
+                                len(result.fairness), result.counts()["shift"], None))
     entries.sort(key=lambda e: (-e.when, e.name))
     return entries
 
@@ -423,6 +423,18 @@ def report_html(root: Path, name: str) -> bytes:
     if not path.is_file():
         raise AuditkitError(f"{name}: no report.html")
     return path.read_bytes()
+
+
+def overlays(root: Path, name: str, result: AuditResult, clip: str) -> dict[str, Path]:
+    """The heatmap overlays ``auditkit explain`` wrote for one clip of the run, by trait (only the
+    files the run's ``audit.json`` names, inside its ``explain/`` folder, no links)."""
+    from auditkit.core.report import explain_files
+
+    try:
+        folder = run_path(root, name)
+    except AuditkitError:
+        return {}
+    return {trait: path for (c, trait), path in explain_files(folder, result).items() if c == clip}
 
 
 def preview(root: Path, name: str, condition: str) -> Path | None:

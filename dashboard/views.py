@@ -76,8 +76,8 @@ def colour(value: Any, reach: float) -> tuple[str, str]:
 def reach_of(result: AuditResult) -> float:
     """Half-width of the colour scale: the largest mean shift, and never less than the margin,
     so a run whose shifts all sit inside the margin stays pale."""
-    values = [abs(t.mean_shift) for t in result.tests if t.mean_shift is not None]
-    return max(values + [t.margin for t in result.tests] + [1e-9])
+    values = [abs(t.mean_shift) for t in result.fairness if t.mean_shift is not None]
+    return max(values + [t.margin for t in result.fairness] + [1e-9])
 
 
 def link(**params: str) -> str:
@@ -214,7 +214,7 @@ def page_overview(ctx: Ctx) -> None:
     cols[4].metric("inconclusive", counts["inconclusive"])
     cols[5].metric("skipped pairs", len(result.skipped))
 
-    edits_all = list(result.perturbations)
+    edits_all = list(dict.fromkeys(t.perturbation or "" for t in result.fairness))
     families = list(dict.fromkeys(data.family(e) for e in edits_all))
     traits_all = list(result.traits)
     _seed_multi("family", families)
@@ -230,7 +230,14 @@ def page_overview(ctx: Ctx) -> None:
         st.html(grid_html(result, ctx.name or ".", edits=edits, traits=traits))
         st.html(legend_html(reach_of(result)))
     from auditkit.core.report import impact_lines
+    from auditkit.core.report.format import attribution_lines, region_lines
 
+    looks = region_lines(result) + attribution_lines(result)
+    if looks:
+        st.subheader("Where the rater looks")
+        st.caption("Region ablation and attribution answer where the rater's scores come from; a rater is "
+                   "expected to react to them, so they are never counted as shifts above. Heatmaps: Clip page.")
+        st.code("\n".join(looks), language=None)
     lines = impact_lines(result)
     if lines:
         st.subheader("Decision impact and groups")
@@ -500,6 +507,17 @@ def show_clip(ctx: Ctx, cond: str, clip: str, row: pd.Series, traits: Sequence[s
                                     "after": fnum(row.get(f"{t} after"), ".4f"),
                                     "shift": fnum(row.get(f"{t} shift"), "+.4f")} for t in traits]),
                      hide_index=True, width="stretch")
+    heat = data.overlays(ctx.root, name, ctx.result, clip) if ctx.result is not None else {}
+    if heat:
+        st.markdown(f"**Where the rater looks on {clip}** (`auditkit explain`: the rater's input | its "
+                    "attribution, brighter where a trait's score depends more on the pixels)")
+        shown = st.session_state.get("sort_trait")
+        seed("heat_trait", list(heat), shown if shown in heat else next(iter(heat)))
+        trait = st.radio("Heatmap of", list(heat), key="heat_trait", horizontal=True)
+        st.html(image_html(heat[trait].read_bytes(), "image/png", f"{clip}: {trait} attribution",
+                           f"{clip} · {trait}: original | attribution"))
+    elif (ctx.result.attribution if ctx.result is not None else None):
+        st.caption(f"`auditkit explain` did not pick {clip} (it explains the clips that moved most).")
 
 
 def _pick_clip() -> None:

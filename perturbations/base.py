@@ -85,6 +85,10 @@ class Perturbation(ABC):
     # A control that changes which frames are sampled rather than their pixels sets the offset,
     # in sampling intervals, of the frames it needs; the caller decodes them (see controls.py).
     resample: float | None = None
+    # "fairness": an edit that must not matter for a hiring decision, whose verdict can fail an
+    # audit; "attribution": an edit that asks where the rater looks (region:*), which a rater is
+    # expected to react to — judged as a family of its own and never a failure.
+    role: str = "fairness"
 
     def make_params(self, frames: torch.Tensor, annotations: Any,
                     rng: np.random.Generator) -> dict[str, Any]:

@@ -145,6 +145,7 @@ def fill(frames: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 class RegionAblation(Perturbation):
     family = "region"
+    role = "attribution"
 
     def __init__(self, region: str, description: str) -> None:
         self.region = region

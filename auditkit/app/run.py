@@ -91,7 +91,7 @@ def write_run(result, out: Path, *, store: Path | None = None, previews: dict | 
               text: bool = False) -> None:
     """A result's ``audit.json`` and ``report.html`` (with each candidate's shift from ``store``,
     and ``report.txt`` when asked) in ``out``, each written atomically."""
-    from auditkit.core.report import render_html, render_text
+    from auditkit.core.report import explain_files, render_html, render_text
     from auditkit.core.store import Store
 
     out.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,7 @@ def write_run(result, out: Path, *, store: Path | None = None, previews: dict | 
             shifts = db.shifts(result)
         finally:
             db.close()
-    write_text(out / "report.html", render_html(result, previews, shifts=shifts))
+    write_text(out / "report.html", render_html(result, previews, shifts=shifts, overlays=explain_files(out, result)))
     if text:
         write_text(out / "report.txt", render_text(result) + "\n")
 

@@ -286,9 +286,14 @@ def judge(db: Store, *, rater_identity: Mapping[str, Any], traits: Sequence[str]
     ids = {s.id for s in sources}
     arms = [(ORIGINAL, e.name, e.name) for e in edits]
     arms += [(b, a, contrast_name(a, b)) for a, b in contrasts]  # a − b per clip
+    roles = {e.name: e.role for e in edits}
+    roles.update({contrast_name(a, b): "attribution" if roles[a] == roles[b] == "attribution" else "fairness"
+                  for a, b in contrasts})
     tests = _tests(db, ids, arms, traits, lambda label, trait: margins[trait], alpha=settings.alpha,
-                   tolerance=settings.tolerance, correction=settings.correction, units=units)
-    impact, groups = _impact(db, ids, traits, arms[:len(edits)], shortlist, units)
+                   tolerance=settings.tolerance, correction=settings.correction, units=units, roles=roles)
+    # Decision impact is a fairness question: the region:* ablations are left out of it.
+    impact, groups = _impact(db, ids, traits, [a for a, e in zip(arms, edits) if e.role == "fairness"],
+                             shortlist, units)
     conditions = {e.name for e in edits}
     skipped_rows = [r for r in db.skipped() if r[0] in ids]
     listed = {(c, p) for c, p, _ in skipped_rows}
@@ -314,8 +319,10 @@ def judge(db: Store, *, rater_identity: Mapping[str, Any], traits: Sequence[str]
 
 def _tests(db: Store, ids: set[str], arms: Sequence[tuple[str, str, str]], traits: Sequence[str],
            margin_of: Callable[[str, str], float], *, alpha: float, tolerance: float, correction: str,
-           units: Units) -> list[ShiftTest]:
-    """One paired test per (arm, trait) from the stored scores, corrected as one family."""
+           units: Units, roles: Mapping[str, str]) -> list[ShiftTest]:
+    """One paired test per (arm, trait) from the stored scores. The fairness tests are corrected
+    as one family; the attribution tests (``region:*``, where a rater is expected to react) as a
+    family of their own, so that asking where the rater looks costs the fairness verdicts nothing."""
     tests = []
     for base, arm, label in arms:
         for trait in traits:
@@ -326,8 +333,13 @@ def _tests(db: Store, ids: set[str], arms: Sequence[tuple[str, str, str]], trait
                 np.array([before[c] for c in paired], dtype=float),
                 np.array([after[c] for c in paired], dtype=float), margin=margin_of(label, trait),
                 alpha=alpha, tolerance=tolerance, groups=units.groups(paired), perturbation=label, trait=trait)
-            tests.append(test.with_(n_subjects=units.count(paired)))
-    return _beside_retest(stats.correct(tests, method=correction))
+            tests.append(test.with_(n_subjects=units.count(paired), role=roles.get(label, "fairness")))
+    corrected = list(tests)
+    for role in ("fairness", "attribution"):
+        family = [i for i, t in enumerate(tests) if t.role == role]
+        for i, judged in zip(family, stats.correct([tests[i] for i in family], method=correction)):
+            corrected[i] = judged
+    return _beside_retest(corrected)
 
 
 def rejudge(db: Store, result: AuditResult, margins: Mapping[tuple[str | None, str | None], float]) -> AuditResult:
@@ -345,7 +357,8 @@ def rejudge(db: Store, result: AuditResult, margins: Mapping[tuple[str | None, s
     tests = _tests(db, ids, arms, result.traits, lambda label, trait: margins.get((label, trait), own[(label, trait)]),
                    alpha=float(result.config.get("alpha", 0.05)),
                    tolerance=float(result.config.get("tolerance", stats.DEFAULT_TOLERANCE)),
-                   correction=str(result.config.get("correction", "holm")), units=units)
+                   correction=str(result.config.get("correction", "holm")), units=units,
+                   roles={t.perturbation or "": t.role for t in result.tests})
     return dataclasses.replace(result, tests=tuple(tests))
 
 
@@ -356,7 +369,7 @@ def _beside_retest(tests: Sequence[ShiftTest]) -> list[ShiftTest]:
     out = []
     for t in tests:
         share = retest.get(t.trait)
-        if t.perturbation == RETEST or share is None:
+        if t.perturbation == RETEST or share is None or t.role != "fairness":
             out.append(t)
             continue
         note = t.note

@@ -47,7 +47,7 @@ from auditkit.contract.errors import ClipError, ConfigError, RaterError
 from auditkit.contract.rater import rater_identity
 from auditkit.media.clips import DEFAULT_MAX_SIDE, Clip, ClipSource, as_sources, sample_indices
 from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE, get as get_edit
-from auditkit.perturbations.annotate import ANNOTATOR_VERSION, Annotations, Annotator
+from auditkit.perturbations.annotate import ANNOTATOR_VERSION, Annotations, Annotator, face_crop_box
 from auditkit.perturbations.regions import GREY, REGIONS, region_masks
 
 from .store import ORIGINAL
@@ -406,8 +406,16 @@ def _explain_clip(rater: Any, clip: Clip, annotations: Annotations, *, method: s
     spec = rater.input
     device = getattr(rater, "device", torch.device("cpu"))
     masks = region_masks(annotations)                       # [T, R, H, W], source resolution
+    box = None
+    if spec.crop == "face":  # the rater sees the square around the face: so do its regions
+        problem = annotations.face_problem(DEFAULT_MAX_MISSING_FACE)
+        box = None if problem else face_crop_box(annotations, *clip.size, spec.crop_margin)
+        if box is None:
+            return f"a face-crop rater needs a face: {problem or 'no face box'}"
+        top, left, side = box
+        masks = masks[..., top:top + side, left:left + side]
     small = input_masks(masks.clone(), spec)                # [T', R, h, w], what the rater sees
-    x = rater_input(torch.from_numpy(clip.frames), spec)    # [T', 3, h, w]
+    x = rater_input(torch.from_numpy(clip.frames), spec, box)  # [T', 3, h, w]
     keep = tuple(int(i) for i in sample_indices(spec.frames, frames))
     kept = (x[list(keep)] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     if method == "ablation":

@@ -27,6 +27,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
+ROLES = ("fairness", "attribution")  # a test's question: a finding, or where the rater looks
+
+
 @dataclass(frozen=True)
 class ShiftTest:
     """The paired comparison of one trait's scores before and after one edit.
@@ -84,10 +87,13 @@ class ShiftTest:
     loa_high_ci_low: float | None = None
     loa_high_ci_high: float | None = None
     retest_share_moved: float | None = None
+    role: str = "fairness"   # "attribution": a region:* test, where the rater looks; never a failure
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise SchemaError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.role not in ROLES:
+            raise SchemaError(f"role must be one of {ROLES}, got {self.role!r}")
         # A standalone test is its own family: adjusted equals raw unless a correction said so.
         for raw, adjusted in (("p_value", "p_adjusted"), ("equivalence_p", "equivalence_p_adjusted"),
                               ("unstable_p", "unstable_p_adjusted"), ("stable_p", "stable_p_adjusted")):
@@ -160,6 +166,7 @@ class AuditResult:
     unit: str = "clip"                # person: clips carry a subject id and people are the unit
     cluster: str | None = None        # the metadata column naming the person
     n_subjects: int | None = None     # people among the scored clips (None without a subject column)
+    attribution: Mapping[str, Any] = field(default_factory=dict)  # where the rater looks (auditkit explain)
 
     def __repr__(self) -> str:  # the full field dump is pages long in a failing test's traceback
         counts = self.counts()
@@ -175,12 +182,21 @@ class AuditResult:
 
     @property
     def any_shift(self) -> bool:
-        return any(t.verdict == "shift" for t in self.tests)
+        return any(t.verdict == "shift" for t in self.fairness)
 
     def failing(self, fail_on: Iterable[str] = DEFAULT_FAIL_ON) -> tuple[ShiftTest, ...]:
-        """The tests whose verdict is one of ``fail_on`` (what makes ``auditkit run`` exit 1)."""
+        """The fairness tests whose verdict is one of ``fail_on`` (what makes ``auditkit run`` exit 1)."""
         verdicts = set(fail_on)
-        return tuple(t for t in self.tests if t.verdict in verdicts)
+        return tuple(t for t in self.fairness if t.verdict in verdicts)
+
+    @property
+    def fairness(self) -> tuple[ShiftTest, ...]:
+        """The tests whose verdicts are the audit's findings (not the region:* attribution tests)."""
+        return tuple(t for t in self.tests if t.role == "fairness")
+
+    @property
+    def attribution_tests(self) -> tuple[ShiftTest, ...]:
+        return tuple(t for t in self.tests if t.role == "attribution")
 
     def select(self, perturbation: str | Iterable[str] | None = None,
                trait: str | Iterable[str] | None = None) -> tuple[ShiftTest, ...]:
@@ -217,8 +233,9 @@ class AuditResult:
         return iter(self.tests)
 
     def counts(self) -> dict[str, int]:
+        """Verdicts of the fairness tests (the region:* tests answer another question)."""
         out = {v: 0 for v in VERDICTS}
-        for t in self.tests:
+        for t in self.fairness:
             out[t.verdict] += 1
         return out
 
@@ -237,6 +254,7 @@ class AuditResult:
             "unit": self.unit,
             "cluster": self.cluster,
             "n_subjects": self.n_subjects,
+            "attribution": dict(self.attribution),
         }
 
     @classmethod
@@ -270,6 +288,7 @@ class AuditResult:
             unit=str(data.get("unit") or "clip"),
             cluster=data.get("cluster") if isinstance(data.get("cluster"), str) else None,
             n_subjects=data.get("n_subjects") if isinstance(data.get("n_subjects"), int) else None,
+            attribution=dict(data.get("attribution") or {}),
         )
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import MutableMapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from auditkit.contract.errors import AuditkitError
 
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS skipped (
 CREATE TABLE IF NOT EXISTS thumbs (
     clip_id TEXT NOT NULL, condition TEXT NOT NULL, jpeg BLOB NOT NULL,
     PRIMARY KEY (clip_id, condition));
+CREATE TABLE IF NOT EXISTS explain (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
 
@@ -181,6 +183,11 @@ class Store:
         """Clip → the person it shows (``column`` of its metadata; a clip without one is its own)."""
         return {c: (m.get(column) if column else None) or f"(clip {c})" for c, m in self.metadata().items()}
 
+    def explain_cache(self) -> "ExplainCache":
+        """A mapping over the ``explain`` table: each clip's attribution, kept by its cache key, so
+        a second ``auditkit explain`` of the same run computes nothing again."""
+        return ExplainCache(self)
+
     def metadata(self) -> dict[str, dict[str, str]]:
         return {c: json.loads(m) for c, m in self.db.execute("SELECT clip_id, metadata FROM clips")}
 
@@ -191,3 +198,28 @@ class Store:
         """(clip_id, condition, trait, value) for a CSV of per-clip scores."""
         return self.db.execute("SELECT clip_id, condition, trait, value FROM scores "
                                "ORDER BY clip_id, condition, trait")
+
+
+class ExplainCache(MutableMapping):
+    """``key -> bytes`` stored in the run's ``explain`` table (committed with the store)."""
+
+    def __init__(self, store: Store) -> None:
+        self.db = store.db
+
+    def __getitem__(self, key: str) -> bytes:
+        row = self.db.execute("SELECT value FROM explain WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return bytes(row[0])
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.db.execute("INSERT OR REPLACE INTO explain VALUES (?, ?)", (key, value))
+
+    def __delitem__(self, key: str) -> None:
+        self.db.execute("DELETE FROM explain WHERE key = ?", (key,))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([r[0] for r in self.db.execute("SELECT key FROM explain")])
+
+    def __len__(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM explain").fetchone()[0])

@@ -3,6 +3,7 @@ Debian's Chromium driven by Playwright from the verdict grid to a clip and to th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -42,24 +43,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path, sample_dir, jitter_rater_path):
-    """`auditkit dashboard RUNS_DIR --port P`, the way a reviewer starts it, until the test ends."""
-    runs = tmp_path / "runs"
-    _audit(runs / "jittery", str(jitter_rater_path), sample_dir)  # moves candidates both ways
-    time.sleep(1.1)
-    _audit(runs / "demo-1" / "before", "builtin:appearance", sample_dir)
-    time.sleep(1.1)  # `created` has one-second resolution: "after" must be the newest run
-    _audit(runs / "demo-1" / "after", "builtin:constant", sample_dir)
+@contextlib.contextmanager
+def serve(runs: Path, log_path: Path):
+    """`auditkit dashboard RUNS_DIR --port P`, the way a reviewer starts it; yields its URL."""
     port = _free_port()
-    log = (tmp_path / "dashboard.log").open("w")
+    log = log_path.open("w")
     proc = subprocess.Popen([sys.executable, "-m", "auditkit", "dashboard", str(runs), "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while True:
-            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
+            assert proc.poll() is None, log_path.read_text()
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                     if r.read().decode().strip() == "ok":
@@ -68,7 +63,7 @@ def server(tmp_path, sample_dir, jitter_rater_path):
                 pass
             assert time.monotonic() < deadline, "the dashboard did not answer on /_stcore/health"
             time.sleep(0.3)
-        yield url, runs
+        yield url
     finally:
         proc.terminate()  # the command forwards it to Streamlit
         try:
@@ -77,6 +72,19 @@ def server(tmp_path, sample_dir, jitter_rater_path):
             os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what this test started
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def server(tmp_path, sample_dir, jitter_rater_path):
+    """Three real runs served until the test ends."""
+    runs = tmp_path / "runs"
+    _audit(runs / "jittery", str(jitter_rater_path), sample_dir)  # moves candidates both ways
+    time.sleep(1.1)
+    _audit(runs / "demo-1" / "before", "builtin:appearance", sample_dir)
+    time.sleep(1.1)  # `created` has one-second resolution: "after" must be the newest run
+    _audit(runs / "demo-1" / "after", "builtin:constant", sample_dir)
+    with serve(runs, tmp_path / "dashboard.log") as url:
+        yield url, runs
 
 
 def _settled(page, text: str) -> None:

@@ -106,3 +106,35 @@ def retest_sentence(result: Any) -> str | None:
     span = pct(low) if low == high else f"{pct(low)}–{pct(high)}"
     return (f"The rater's own retest (the same clips sampled half an interval later) moves {span} of "
             "candidates beyond the margin, per trait: the baseline for every edit's share moved.")
+
+
+def attribution_lines(result: Any) -> list[str]:
+    """Where the rater looks, one line per trait: each region's share of the attribution (and its
+    density: share over area share, above 1 where it looks more than the area explains)."""
+    section = result.attribution or {}
+    if not section:
+        return []
+    head = (f"where the rater looks ({section.get('method', '').replace('_', ' ')}, {section.get('n_clips', 0)} "
+            f"clips that moved most; share of attribution, density = share / area share):")
+    lines = [head]
+    for trait, entry in (section.get("traits") or {}).items():
+        regions = entry.get("regions", {})
+        parts = [f"{region} {pct(r.get('share'))} (x{r.get('density', 0):.1f})" for region, r in regions.items()]
+        note = f" — {entry['note']}" if entry.get("note") else ""
+        lines.append(f"  {trait}: " + ", ".join(parts) + note)
+    return lines
+
+
+def region_lines(result: Any) -> list[str]:
+    """The region:* ablation tests, one line per trait: how far greying each region moves the score."""
+    tests = [t for t in result.tests if t.role == "attribution"]
+    if not tests:
+        return []
+    lines = ["region ablation (each region greyed; a rater is expected to move, so these are not fairness "
+             "verdicts): mean shift per region"]
+    for trait in result.traits:
+        row = [t for t in tests if t.trait == trait]
+        if row:
+            lines.append(f"  {trait}: " + ", ".join(f"{(t.perturbation or '').split(':', 1)[-1]} {num(t.mean_shift)}"
+                                                    for t in row))
+    return lines

@@ -55,7 +55,7 @@ def _grid(result: AuditResult) -> list[str]:
     out = ["<h2>Verdicts</h2><table class='grid'><tr><th class='l'>edit</th>"
            + "".join(f"<th>{esc(t)}</th>" for t in result.traits) + "</tr>"]
     index = {(t.perturbation, t.trait): t for t in result.tests}
-    for edit in result.perturbations:
+    for edit in dict.fromkeys(t.perturbation or "" for t in result.fairness):
         cells = []
         for trait in result.traits:
             t = index.get((edit, trait))
@@ -66,6 +66,7 @@ def _grid(result: AuditResult) -> list[str]:
             cells.append(f"<td class='{t.verdict}' title='{esc(t.verdict)}{esc(share)}'>{num(t.mean_shift)} "
                          f"<small>{VERDICT_LETTER[t.verdict]}{esc(share)}</small></td>")
         out.append(f"<tr><th class='l'>{esc(edit)}</th>{''.join(cells)}</tr>")
+    out.append("</table>")
     out.append("<p><small>" + ", ".join(f"{VERDICT_LETTER[v]} {v}" for v in VERDICTS)
                + "; the number is the mean shift (edited − original), then the share of candidates moved "
                  "beyond the margin.</small></p>")
@@ -131,8 +132,8 @@ def _conditions(result: AuditResult, shifts: Shifts) -> list[str]:
            f"{who}), dashed ticks the 95% limits of agreement, the coloured line the confidence interval of the "
            "mean shift; the green band is ±margin. <em>Invariant</em> needs the line inside the band and the "
            "candidates, with confidence, inside it too (all but the tolerated share).</p>"]
-    reach = _reach(result.tests, shifts)
-    for edit in result.perturbations:
+    reach = _reach(result.fairness, shifts)
+    for edit in dict.fromkeys(t.perturbation or "" for t in result.fairness):
         tests = [t for t in result.tests if t.perturbation == edit]
         skipped = sum(s.perturbation == edit for s in result.skipped)
         needs = sorted({t.n_needed for t in tests if t.verdict == "inconclusive" and t.n_needed})
@@ -173,11 +174,82 @@ def _data_and_limits(result: AuditResult) -> list[str]:
     ]
 
 
+def explain_files(folder: Path, result: AuditResult) -> dict[tuple[str, str], Path]:
+    """The overlays ``auditkit explain`` wrote for this run, by (clip, trait): only plain files
+    inside ``folder/explain`` that the run's ``attribution`` names (no links, nothing outside)."""
+    root = folder / "explain"
+    if root.is_symlink() or not root.is_dir():
+        return {}
+    real = root.resolve()
+    out = {}
+    for clip, traits in (result.attribution or {}).get("overlays", {}).items():
+        for trait, name in traits.items():
+            path = folder / str(name)
+            try:
+                inside = path.resolve().is_relative_to(real)
+            except OSError:
+                continue
+            if inside and path.is_file() and not path.is_symlink() and path.suffix == ".png":
+                out[(clip, trait)] = path
+    return out
+
+
+def _where_it_looks(result: AuditResult, overlays: Mapping[tuple[str, str], Path]) -> list[str]:
+    """Region ablation tests and ``auditkit explain``'s attribution: a bar per trait and region,
+    densities, and the overlays of the clips that moved most."""
+    esc = html.escape
+    tests = result.attribution_tests
+    section = result.attribution or {}
+    if not tests and not section:
+        return []
+    out = ["<h2 id='where-the-rater-looks'>Where the rater looks</h2>"]
+    if tests:
+        regions = list(dict.fromkeys(t.perturbation or "" for t in tests))
+        out.append("<p>Each region replaced by flat grey (<code>region:*</code>): how far the score moves. A rater "
+                   "is expected to move here, so these tests are a family of their own and never fail an "
+                   "audit.</p><table><tr><th class='l'>trait</th>"
+                   + "".join(f"<th>{esc(r)}</th>" for r in regions) + "</tr>")
+        index = {(t.perturbation, t.trait): t for t in tests}
+        for trait in result.traits:
+            cells = "".join(f"<td class='{index[(r, trait)].verdict}'>{num(index[(r, trait)].mean_shift)}</td>"
+                            if (r, trait) in index else "<td></td>" for r in regions)
+            out.append(f"<tr><th class='l'>{esc(trait)}</th>{cells}</tr>")
+        out.append("</table>")
+    if section:
+        colours = {"face": "#e67e22", "hair": "#8e6c4a", "body": "#2e86c1", "background": "#7f8c8d"}
+        out.append(f"<p>Attribution by {esc(str(section.get('method', '')).replace('_', ' '))} on the "
+                   f"{section.get('n_clips', 0)} clips that moved most ({esc(str(section.get('baseline', '')))}; "
+                   f"{esc(str(section.get('interval', '')))}). Bars: each region's share of the attribution; "
+                   "density: that share over the region's share of the picture (above 1: it looks there more "
+                   "than the area explains).</p>")
+        out.append("<table class='attribution'><tr><th class='l'>trait</th><th class='l'>share of attribution</th>"
+                   + "".join(f"<th>density: {esc(r)}</th>" for r in section.get("regions", [])) + "</tr>")
+        for trait, entry in (section.get("traits") or {}).items():
+            regions = entry.get("regions", {})
+            bar = "".join(f"<span title='{esc(r)} {pct(v.get('share'))}' style='display:inline-block;height:12px;"
+                          f"width:{round(240 * float(v.get('share') or 0), 1)}px;background:{colours.get(r, '#999')}'>"
+                          "</span>" for r, v in regions.items())
+            legend = ", ".join(f"{esc(r)} {pct(v.get('share'))}" for r, v in regions.items())
+            cells = "".join(f"<td>{float(v.get('density') or 0):.2f}</td>" for v in regions.values())
+            note = f"<br><small>{esc(entry['note'])}</small>" if entry.get("note") else ""
+            out.append(f"<tr><th class='l'>{esc(trait)}</th><td class='l'>{bar}<br><small>{legend}</small>{note}</td>"
+                       f"{cells}</tr>")
+        out.append("</table>")
+    if overlays:
+        out.append("<p>Original frame | where the rater's attribution falls (brighter: more), per clip and trait.</p>")
+        for (clip, trait), path in sorted(overlays.items()):
+            data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+            out.append(f"<figure class='overlay'><img alt='{esc(clip)} / {esc(trait)} attribution' "
+                       f"src='data:image/png;base64,{data}'>"
+                       f"<figcaption>{esc(clip)} · {esc(trait)}</figcaption></figure>")
+    return out
+
+
 def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None, *,
                 baseline: AuditResult | None = None, baseline_label: str = "before",
-                shifts: Shifts | None = None) -> str:
+                shifts: Shifts | None = None, overlays: Mapping[tuple[str, str], Path] | None = None) -> str:
     """The offline report. ``shifts``: each test's per-candidate shifts (``Store.shifts``), drawn
-    behind its confidence interval when given."""
+    behind its confidence interval when given; ``overlays``: ``explain_files`` of the run."""
     esc = html.escape
     counts = result.counts()
     agreement = result.schema_version >= 2
@@ -190,8 +262,11 @@ def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None,
         "<h1>Counterfactual fairness audit</h1>",
         f"<p>Rater <code>{esc(str(result.rater.get('spec')))}</code> "
         f"(<code>{esc(str(result.rater.get('hash', ''))[:23])}</code>), {result.n_clips} clips, "
-        f"{len(result.tests)} tests: <b>{counts['shift']} shift</b>, <b>{counts['unstable']} unstable</b>, "
-        f"{counts['invariant']} invariant, {counts['inconclusive']} inconclusive. Margin {esc(margin_text(result))}, "
+        f"{len(result.fairness)} tests: <b>{counts['shift']} shift</b>, <b>{counts['unstable']} unstable</b>, "
+        f"{counts['invariant']} invariant, {counts['inconclusive']} inconclusive"
+        + (f" (and {len(result.attribution_tests)} region ablation tests, "
+           "<a href='#where-the-rater-looks'>below</a>)" if result.attribution_tests else "")
+        + f". Margin {esc(margin_text(result))}, "
         f"tolerance {esc(str(result.config.get('tolerance', 'n/a')))}. Created {esc(result.created)}.</p>",
         f"<p>{esc(unit_sentence(result))}</p>",
         "<p>Each test pairs a candidate's score with the score of their edited copy. "
@@ -202,6 +277,7 @@ def render_html(result: AuditResult, previews: Mapping[str, Path] | None = None,
         parts.append(f"<p>{esc(sentence)}</p>")
     parts += _grid(result)
     parts += _conditions(result, shifts or {})
+    parts += _where_it_looks(result, overlays or {})
     parts += ["<h2>All tests</h2>",
               "<table><tr><th class='l'>perturbation</th><th class='l'>trait</th><th>n</th><th>clips</th>"
               "<th>mean shift</th><th>CI</th><th>d<sub>z</sub></th><th>p (t)</th><th>p adj</th><th>p (Wilcoxon)</th>"

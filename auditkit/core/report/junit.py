@@ -30,7 +30,7 @@ def render_junit(result: AuditResult) -> str:
         out += [f'        <property name="{k}" value={quoteattr("" if v is None else str(v))}/>'
                 for k, v in props.items()]
         out.append("      </properties>")
-        if t.verdict in fail_on:
+        if t.verdict in fail_on and t.role == "fairness":
             if t.verdict == "unstable":
                 message = (f"{t.perturbation} moves {moved(t)} of candidates' {t.trait} by more than "
                            f"±{t.margin:g} (tolerance {p(t.tolerance)})")

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from auditkit.core.result import VERDICTS, AuditResult
 
-from .format import ci, margin_text, moved, num, p, retest_sentence, shout, unit_sentence
+from .format import (attribution_lines, ci, margin_text, moved, num, p, region_lines, retest_sentence, shout,
+                     unit_sentence)
 
 
 def _counts_line(result: AuditResult) -> str:
     counts = result.counts()
-    return (f"{len(result.tests)} tests on {result.n_clips} clips: "
+    return (f"{len(result.fairness)} tests on {result.n_clips} clips: "
             + ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
             + f" (margin {margin_text(result)}, tolerance {result.config.get('tolerance', 'n/a')}, "
               f"alpha {result.config.get('alpha')}, {result.config.get('correction')} correction)")
 
 
 def _needs_line(result: AuditResult) -> str | None:
-    needs = sorted({t.n_needed for t in result.tests if t.verdict == "inconclusive" and t.n_needed})
+    needs = sorted({t.n_needed for t in result.fairness if t.verdict == "inconclusive" and t.n_needed})
     if not needs:
         return None
     span = f"{needs[0]}" + ("" if len(needs) == 1 else f" to {needs[-1]}")
@@ -31,7 +32,7 @@ def render_text(result: AuditResult, *, only: str | None = None) -> str:
     header = ("perturbation", "trait", "n", "shift", f"{(1 - alpha) * 100:g}% CI", "p adj") + (
         ("moved beyond margin", "verdict") if agreement else ("equiv p adj", "verdict"))
     rows = [header]
-    for t in result.tests:
+    for t in result.fairness:
         if only and t.verdict != only:
             continue
         rows.append((t.perturbation or "", t.trait or "", str(t.n), num(t.mean_shift), ci(t), p(t.p_adjusted))
@@ -45,6 +46,7 @@ def render_text(result: AuditResult, *, only: str | None = None) -> str:
     for line in (retest_sentence(result), _needs_line(result)):
         if line:
             lines.append(line)
+    lines += region_lines(result) + attribution_lines(result)
     lines += impact_lines(result)
     if result.skipped:
         lines.append(f"{len(result.skipped)} pair(s) skipped:")
@@ -94,13 +96,14 @@ def render_markdown(result: AuditResult) -> str:
              "| perturbation | trait | n | shift | CI | p adj |" + (" moved beyond margin |" if agreement else "")
              + " verdict |",
              "| --- | --- | ---: | ---: | --- | ---: |" + (" --- |" if agreement else "") + " --- |"]
-    for t in result.tests:
+    for t in result.fairness:
         verdict = f"**{t.verdict}**" if t.verdict in ("shift", "unstable") else t.verdict
         if t.verdict == "inconclusive" and t.n_needed:
             verdict += f" (about {t.n_needed} {'people' if t.unit == 'person' else 'clips'} needed)"
         lines.append(f"| `{t.perturbation}` | {t.trait} | {t.n} | {num(t.mean_shift)} | {ci(t)} | "
                      f"{p(t.p_adjusted)} |" + (f" {moved(t)} |" if agreement else "") + f" {verdict} |")
-    extra = [line for line in (retest_sentence(result),) if line] + impact_lines(result)
+    extra = ([line for line in (retest_sentence(result),) if line] + region_lines(result) + attribution_lines(result)
+             + impact_lines(result))
     if extra:
         lines += [""] + [f"- {line}" for line in extra]
     if result.skipped:
