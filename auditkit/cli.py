@@ -55,10 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     perturb = sub.add_parser("perturb", help="preview edits on one clip (original | edited)",
                              description="Apply edits to one video and write original and edited "
                                          "side by side: a PNG of the middle frame (one row per "
-                                         "edit) or an MP4 of every sampled frame.")
-    perturb.add_argument("--clip", required=True, help="a video file")
+                                         "edit) or an MP4 of every sampled frame. With --sheet, "
+                                         "one JPEG per family of edits over one or more clips "
+                                         "(a row per clip) into the folder --out.")
+    perturb.add_argument("--clip", required=True, action="append",
+                         help="a video file (repeat --clip for several with --sheet)")
     perturb.add_argument("--perturb", required=True, metavar="NAME[,NAME...]", help="edits to show")
-    perturb.add_argument("--out", required=True, help="preview.png or preview.mp4")
+    perturb.add_argument("--out", required=True, help="preview.png or preview.mp4; with --sheet, a folder")
+    perturb.add_argument("--sheet", action="store_true",
+                         help="write OUT/FAMILY.jpg: every edit of each family on every clip")
     perturb.add_argument("--frames", type=int, default=16, help="frames to sample (default 16)")
     perturb.add_argument("--scenes", metavar="DIR", help="folder of background images for background:user")
     perturb.add_argument("--seed", type=int, default=0, help="seed of the edits (default 0)")
@@ -329,12 +334,18 @@ def _perturb(args: argparse.Namespace) -> int:
     from auditkit.perturbations.annotate import Annotator
 
     out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".mp4"):
-        raise AuditkitError(f"--out {out}: give a .png (middle frame) or .mp4 (all frames) file")
     if args.frames < 1:
         raise AuditkitError(f"--frames must be >= 1, got {args.frames}")
+    if args.sheet:
+        return _perturb_sheets(args, out)
+    if out.suffix.lower() not in (".png", ".mp4"):
+        raise AuditkitError(f"--out {out}: give a .png (middle frame) or .mp4 (all frames) file, "
+                            "or a folder with --sheet")
+    if len(args.clip) > 1:
+        raise AuditkitError(f"--clip given {len(args.clip)} times: a .png or .mp4 preview shows one clip; "
+                            "use --sheet for several")
     try:
-        clip = read_video(args.clip, num_frames=args.frames)
+        clip = read_video(args.clip[0], num_frames=args.frames)
     except ClipError as exc:
         raise AuditkitError(str(exc)) from None
     edits = _resolve_perturbations(args.perturb, scenes_dir=args.scenes)
@@ -347,7 +358,7 @@ def _perturb(args: argparse.Namespace) -> int:
     for edit in edits:
         result = apply_edit(edit, clip, frames, annotations, args.seed, DEFAULT_MAX_MISSING_FACE, resampled)
         if isinstance(result, str):
-            raise AuditkitError(f"{edit.name} does not apply to {args.clip}: {result}")
+            raise AuditkitError(f"{edit.name} does not apply to {args.clip[0]}: {result}")
         edited[edit.name] = result.numpy()
     gap = lambda n: np.full((clip.num_frames, clip.frames.shape[1], n, 3), 255, np.uint8)  # noqa: E731
     try:
@@ -369,6 +380,46 @@ def _perturb(args: argparse.Namespace) -> int:
         video = video[:, : video.shape[1] // 2 * 2, : video.shape[2] // 2 * 2]
         write_video(out, np.ascontiguousarray(video), fps=min(clip.fps, 8.0))
     print(f"wrote {out}: original | {' | '.join(edited)}")
+    return EXIT_OK
+
+
+def _perturb_sheets(args: argparse.Namespace, out: Path) -> int:
+    """``perturb --sheet``: one JPEG per family into the folder ``out``, a row per clip; an edit
+    that does not apply to a clip shows why in its place."""
+    from auditkit.app.sheets import family_sheets, write_sheet
+    from auditkit.contract.errors import ClipError
+    from auditkit.core.engine import _resolve_perturbations
+    from auditkit.media.clips import read_video
+
+    if out.suffix.lower() in (".png", ".jpg", ".jpeg", ".mp4"):
+        raise AuditkitError(f"--out {out}: with --sheet, give a folder (one FAMILY.jpg is written per family)")
+    if out.exists() and not out.is_dir():
+        raise AuditkitError(f"--out {out}: exists and is not a folder")
+    if len(set(args.clip)) != len(args.clip):
+        raise AuditkitError("--clip: the same file is given twice")
+    edits = _resolve_perturbations(args.perturb, scenes_dir=args.scenes)
+    clips = []
+    for path in args.clip:
+        try:
+            clips.append(read_video(path, num_frames=args.frames))
+        except ClipError as exc:
+            raise AuditkitError(str(exc)) from None
+    ids = [c.id for c in clips]
+    if len(set(ids)) != len(ids):
+        raise AuditkitError(f"--clip: two clips share the name {next(i for i in ids if ids.count(i) > 1)!r}; "
+                            "rows are labelled by file name")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AuditkitError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    sheets = family_sheets(clips, edits, seed=args.seed)
+    for family, sheet in sheets.items():
+        try:
+            path = write_sheet(out / f"{family}.jpg", sheet)
+        except OSError as exc:
+            raise AuditkitError(f"--out {out}: cannot write {family}.jpg ({exc.strerror or exc})") from None
+        names = [e.name for e in edits if e.family == family]
+        print(f"wrote {path}: {len(clips)} clip(s) x original | {' | '.join(names)}")
     return EXIT_OK
 
 

@@ -1,9 +1,10 @@
-"""Render the README's preview sheets: every edit of each family on two sample clips.
+"""Render the README's preview sheets: every edit of each family on every sample clip and on the
+clips of other framings, light and skin tones (``auditkit.media.variants``), one sheet a family.
 
-    python examples/make_previews.py [--out examples/previews]
+    python examples/make_previews.py [--out examples/previews] [--frames 8]
 
-One sheet per family; rows are clips, the first column the original, then one column per edit
-(the middle sampled frame, exactly as an audit with seed 0 edits it).
+Rows are clips: the original middle frame, then each edit's, exactly as an audit with seed 0
+edits it (``auditkit perturb --sheet`` does the same for your own clips).
 """
 
 from __future__ import annotations
@@ -11,55 +12,35 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from auditkit import perturbations
+from auditkit.app.sheets import family_sheets, write_sheet
 from auditkit.media.clips import discover
-from auditkit.core.engine import preview
 from auditkit.media.samples import sample_clips
+from auditkit.media.variants import variant_clips
 from auditkit.perturbations.annotate import Annotator
 
-CLIPS = ("collins_07_medium", "hopper_04_wide")
-HEIGHT = 180
-
-
-def label(image: np.ndarray, text: str) -> np.ndarray:
-    bar = np.full((22, image.shape[1], 3), 255, np.uint8)
-    cv2.putText(bar, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (20, 20, 20), 1, cv2.LINE_AA)
-    return np.concatenate([bar, image])
+HEIGHT = 104      # tile height: the sheets stay readable and about 300 KB as JPEGs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).parent / "previews"))
+    parser.add_argument("--frames", type=int, default=8, help="frames sampled per clip (default 8)")
+    parser.add_argument("--family", action="append", help="only these families (default: all)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sources = {s.id: s for s in discover(sample_clips())}
-    clips = [sources[c].read(num_frames=8) for c in CLIPS]
-    annotator = Annotator()
-    for family in perturbations.families():
-        names = perturbations.available(family)
-        edits = [perturbations.get(n) for n in names]
-        rows = []
-        for clip in clips:
-            shown = preview(clip, edits, seed=0, annotator=annotator)
-            w = shown[names[0]].shape[1]
-            original = shown[names[0]][:, : (w - 4) // 2]
-            tiles = [label(original, "original")]
-            tiles += [label(shown[n][:, (w + 4) // 2:], n) for n in names if n in shown]
-            scale = HEIGHT / tiles[0].shape[0]
-            tiles = [cv2.resize(t, (int(t.shape[1] * scale), HEIGHT), interpolation=cv2.INTER_AREA)
-                     for t in tiles]
-            gap = np.full((HEIGHT, 4, 3), 255, np.uint8)
-            rows.append(np.concatenate([x for t in tiles for x in (t, gap)][:-1], axis=1))
-        width = max(r.shape[1] for r in rows)
-        sheet = np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)),
-                                       constant_values=255) for r in rows])
-        path = out / f"{family}.jpg"
-        cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 82])
-        print(f"wrote {path} ({', '.join(names)})")
+    sources = discover(sample_clips()) + discover(variant_clips())
+    clips = [s.read(num_frames=args.frames) for s in sources]
+    # The counterfactual edits: not the retest control (the same clip a moment later) nor the
+    # region ablations (grey fills that say where the rater looks, not edits to believe).
+    families = args.family or [f for f in perturbations.families() if f not in ("control", "region")]
+    edits = [perturbations.get(n) for f in families for n in perturbations.available(f)]
+    sheets = family_sheets(clips, edits, seed=0, annotator=Annotator(), height=HEIGHT)
+    for family, sheet in sheets.items():
+        path = write_sheet(out / f"{family}.jpg", sheet, quality=72)
+        print(f"wrote {path} ({sheet.shape[1]}x{sheet.shape[0]}, {path.stat().st_size // 1024} KB): "
+              f"{', '.join(perturbations.available(family))} on {len(clips)} clips")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 from .base import (DEFAULT_MAX_MISSING_FACE, Edit, NotApplicable, Perturbation, as_frames,
                    available, clip_seed, families, get, register, resolve)
-# Each module registers its family when imported.
-from . import background, controls, glasses, headwear, lighting, quality, regions  # noqa: F401
+# Each module registers its family when imported ("rooms": the rendered scenes office and bookshelf).
+from . import background, controls, glasses, headwear, lighting, quality, regions, rooms  # noqa: F401
 
 __all__ = ["DEFAULT_MAX_MISSING_FACE", "Edit", "NotApplicable", "Perturbation", "as_frames",
            "available", "clip_seed", "families", "get", "register", "resolve"]

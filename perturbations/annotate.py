@@ -1,11 +1,17 @@
 """Per-frame annotations every face and background edit reuses: a person mask (MediaPipe selfie
-segmentation), 478 face landmarks with irises (MediaPipe face mesh) and a face box.
+segmentation), 478 face landmarks with irises (MediaPipe face mesh), a face box, and the hands
+raised near the face (MediaPipe hands), so that a drawn scarf or glasses stay behind them.
 
 Annotation is the expensive part of an audit on a CPU, so it runs once per clip and is cached on
 disk, keyed by the clip's content hash, the sampled frame geometry and ``ANNOTATOR_VERSION``. A
 frame without a face is a recorded state (``face_found`` false), not an exception: short gaps are
 bridged by interpolating the landmarks, and an edit that needs a face decides from
 ``missing_faces`` whether the clip has enough of one.
+
+The hand model costs more than the face mesh and the segmentation together, and almost every
+frame of an interview has no hand near the face, so it runs only where a cheap colour test sees
+skin near the head that is neither the face nor the neck (a hand, a forearm), and on the frames
+next to one where a hand was found.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ import torch
 
 from auditkit.contract.quiet import quiet_stderr
 
-ANNOTATOR_VERSION = 1
+ANNOTATOR_VERSION = 2
 NUM_LANDMARKS = 478
+NUM_HAND_POINTS = 21
+MAX_HANDS = 2
 
 # Landmark indices of the face mesh (subject's own left/right).
 RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER = 33, 133, 362, 263
@@ -31,6 +39,15 @@ RIGHT_IRIS, LEFT_IRIS = 468, 473
 NOSE_BRIDGE, NOSE_BRIDGE_LOW = 168, 6
 RIGHT_TEMPLE, LEFT_TEMPLE = 127, 356
 FOREHEAD, CHIN = 10, 152
+# Hand landmarks (MediaPipe hands): the wrist, and the bones between joints (HAND_CONNECTIONS).
+WRIST, MIDDLE_MCP = 0, 9
+HAND_BONES = ((0, 1), (0, 5), (0, 17), (1, 2), (2, 3), (3, 4), (5, 6), (5, 9), (6, 7), (7, 8), (9, 10),
+              (9, 13), (10, 11), (11, 12), (13, 14), (13, 17), (14, 15), (15, 16), (17, 18), (18, 19),
+              (19, 20))
+# Skin test that decides whether to look for hands: chroma (Cr, Cb) within this many standard
+# deviations of the face's own skin, in at least this share of the search zone.
+SKIN_SIGMAS = 2.5
+HAND_TRIGGER = 0.02
 # The face oval in order around the face (from mediapipe's FACEMESH_FACE_OVAL, starting at the
 # forehead and going clockwise in the image), so it can be drawn as a polygon.
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
@@ -42,12 +59,15 @@ class Annotations:
     """``mask``: float32 ``[T, H, W]`` person probability in [0, 1] (temporally smoothed);
     ``landmarks``: float32 ``[T, 478, 3]`` pixel x, y and depth z (in pixels, as x), bridged over
     gaps, NaN when the clip has no face at all; ``face_found``: bool ``[T]``, the raw detections;
-    ``face_box``: float32 ``[T, 4]`` x0, y0, x1, y1 in pixels."""
+    ``face_box``: float32 ``[T, 4]`` x0, y0, x1, y1 in pixels; ``hands``: float32
+    ``[T, MAX_HANDS, 21, 3]`` hand landmarks in pixels (z in pixels, relative to the wrist), NaN
+    where no hand was found."""
 
     mask: torch.Tensor
     landmarks: torch.Tensor
     face_found: torch.Tensor
     face_box: torch.Tensor
+    hands: torch.Tensor
 
     @property
     def num_frames(self) -> int:
@@ -56,6 +76,10 @@ class Annotations:
     @property
     def missing_faces(self) -> int:
         return int((~self.face_found).sum())
+
+    @property
+    def has_hands(self) -> bool:
+        return bool(torch.isfinite(self.hands[..., 0]).any())
 
     @property
     def has_landmarks(self) -> bool:
@@ -140,8 +164,9 @@ class Annotator:
             cache_dir = cache_root() / "annotations"
         self.cache_dir = Path(cache_dir)
         self.use_cache = use_cache
-        self.stats = {"frames_annotated": 0, "clips_annotated": 0, "clips_cached": 0}
-        self._mesh = self._seg = None
+        self.stats = {"frames_annotated": 0, "clips_annotated": 0, "clips_cached": 0,
+                      "frames_hand_searched": 0}
+        self._mesh = self._seg = self._hands = None
 
     def _models(self):
         if self._mesh is None:
@@ -153,17 +178,21 @@ class Annotator:
                 static_image_mode=True, max_num_faces=1, refine_landmarks=True,
                 min_detection_confidence=0.5)
             self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
+            # A hand in front of the face is often half hidden or blurred by motion: a low
+            # threshold still finds it (0.2 found a hand raised to the mouth that 0.5 missed).
+            self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=MAX_HANDS,
+                                                   model_complexity=1, min_detection_confidence=0.2)
         return self._mesh, self._seg
 
     def __getstate__(self) -> dict[str, Any]:
         # MediaPipe graphs do not pickle; a copy sent to another process loads its own on first use.
-        return {**self.__dict__, "_mesh": None, "_seg": None}
+        return {**self.__dict__, "_mesh": None, "_seg": None, "_hands": None}
 
     def close(self) -> None:
-        for model in (self._mesh, self._seg):
+        for model in (self._mesh, self._seg, self._hands):
             if model is not None:
                 model.close()
-        self._mesh = self._seg = None
+        self._mesh = self._seg = self._hands = None
 
     def key(self, content_hash: str, frames: np.ndarray) -> str:
         t, h, w = frames.shape[:3]
@@ -214,9 +243,93 @@ class Annotator:
         landmarks = smooth_time(bridge_gaps(points, found))
         # 8-bit steps, as the cache stores them, so a cold and a warm run edit identical pixels.
         mask = np.round(np.clip(smooth_time(masks), 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
+        hands = self._find_hands(frames, points, found, mask)
         return Annotations(mask=torch.from_numpy(mask), landmarks=torch.from_numpy(landmarks),
                            face_found=torch.from_numpy(found),
-                           face_box=torch.from_numpy(face_boxes(landmarks)))
+                           face_box=torch.from_numpy(face_boxes(landmarks)),
+                           hands=torch.from_numpy(hands))
+
+    def _find_hands(self, frames: np.ndarray, points: np.ndarray, found: np.ndarray,
+                    mask: np.ndarray) -> np.ndarray:
+        """Hand landmarks ``[T, MAX_HANDS, 21, 3]`` (NaN: none) where the skin test says a hand may
+        be near the face, and beside every frame where one was found."""
+        t, h, w = frames.shape[:3]
+        hands = np.full((t, MAX_HANDS, NUM_HAND_POINTS, 3), np.nan, np.float32)
+        todo = [i for i in range(t) if found[i] and skin_near_head(frames[i], points[i], mask[i])]
+        done: set[int] = set()
+        scale = np.array([w, h, w], np.float32)
+        while todo:
+            i = todo.pop(0)
+            if i in done:
+                continue
+            done.add(i)
+            found_hands = self._hands.process(frames[i]).multi_hand_landmarks or []
+            result = [pts for pts in (np.array([(p.x, p.y, p.z) for p in hand.landmark], np.float32) * scale
+                                      for hand in found_hands) if _near_face(pts, points[i])]
+            for k, pts in enumerate(result[:MAX_HANDS]):
+                hands[i, k] = pts
+            if result:
+                todo += [j for j in (i - 1, i + 1) if 0 <= j < t and j not in done]
+        self.stats["frames_hand_searched"] += len(done)
+        return hands
+
+
+def _near_face(hand: np.ndarray, face: np.ndarray) -> bool:
+    """A detection that can be a hand in front of this face: of a hand's size for this face, and
+    near it. A low detection threshold finds hands that are half hidden, and also some that are
+    not hands at all (a flag's stripes): only a hand near the face matters to an edit."""
+    fh = float(np.linalg.norm(face[FOREHEAD, :2] - face[CHIN, :2]))
+    palm = float(np.linalg.norm(hand[WRIST, :2] - hand[MIDDLE_MCP, :2]))
+    centre = 0.5 * (face[FOREHEAD, :2] + face[CHIN, :2])
+    nearest = float(np.linalg.norm(hand[:, :2] - centre, axis=1).min())
+    return 0.15 * fh <= palm <= 1.2 * fh and nearest <= 1.6 * fh
+
+
+def skin_near_head(frame: np.ndarray, points: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether skin coloured like this face shows near the head outside the face and the neck:
+    the cheap test that decides whether to run the hand model on a frame. A false alarm costs one
+    hand search; a miss lets a drawn scarf cover a hand, so the test errs towards searching."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    xy = points[:, :2]
+    oval = xy[list(FACE_OVAL)]
+    top, chin = xy[FOREHEAD], xy[CHIN]
+    fh = float(np.linalg.norm(top - chin))
+    if not np.isfinite(fh) or fh < 4:
+        return False
+    x0, x1 = int(max(0, oval[:, 0].min() - 1.0 * fh)), int(min(w, oval[:, 0].max() + 1.0 * fh))
+    y0, y1 = int(max(0, top[1] - 0.3 * fh)), int(min(h, chin[1] + 1.0 * fh))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return False
+    # Work at about 48 pixels per face height: the test looks for hand-sized regions.
+    step = max(1, int(fh // 48))
+    crop = np.ascontiguousarray(frame[y0:y1:step, x0:x1:step])
+    ycc = cv2.cvtColor(crop, cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    face = np.zeros(crop.shape[:2], np.uint8)
+    inner = (oval - oval.mean(0)) * 0.8 + oval.mean(0)
+    cv2.fillPoly(face, [np.round((inner - (x0, y0)) / step).astype(np.int32)], 1)
+    sample = ycc[face.astype(bool)]
+    if len(sample) < 10:
+        return False
+    mean, std = sample.mean(0), sample.std(0) + (12.0, 2.0, 2.0)
+    skin = (np.abs((ycc - mean) / std) < (SKIN_SIGMAS + 1.0, SKIN_SIGMAS, SKIN_SIGMAS)).all(-1)
+    skin &= mask[y0:y1:step, x0:x1:step] > 0.5
+    # Not the face (grown a little: ears, jaw) and not the throat just below the chin; a hand
+    # under the chin reaches further down than a throat does.
+    known = np.zeros_like(face)
+    grown = (oval - oval.mean(0)) * 1.15 + oval.mean(0)
+    cv2.fillPoly(known, [np.round((grown - (x0, y0)) / step).astype(np.int32)], 1)
+    half = 0.28 * float(oval[:, 0].max() - oval[:, 0].min())
+    neck = np.array([(chin[0] - half, chin[1] - 0.2 * fh), (chin[0] + half, chin[1] - 0.2 * fh),
+                     (chin[0] + 1.2 * half, chin[1] + 0.25 * fh), (chin[0] - 1.2 * half, chin[1] + 0.25 * fh)])
+    cv2.fillPoly(known, [np.round((neck - (x0, y0)) / step).astype(np.int32)], 1)
+    stray = skin & ~known.astype(bool)
+    # Above the eyes skin-coloured pixels are mostly hair (blond, red, grey): a hand held up
+    # there comes down past the face, where it is seen anyway.
+    eyes = int((0.5 * (xy[33, 1] + xy[263, 1]) - y0) / step)
+    stray[:max(0, eyes)] = False
+    return float(stray.mean()) > HAND_TRIGGER
 
 
 def _save(path: Path, a: Annotations) -> None:
@@ -226,7 +339,7 @@ def _save(path: Path, a: Annotations) -> None:
     try:
         np.savez_compressed(tmp, mask=np.round(a.mask.numpy() * 255).astype(np.uint8),
                             landmarks=a.landmarks.numpy(), face_found=a.face_found.numpy(),
-                            face_box=a.face_box.numpy(), version=ANNOTATOR_VERSION)
+                            face_box=a.face_box.numpy(), hands=a.hands.numpy(), version=ANNOTATOR_VERSION)
         os.replace(tmp, path)  # atomic: a reader never sees half a file
     finally:
         if os.path.exists(tmp):
@@ -240,4 +353,5 @@ def _load(path: Path) -> Annotations:
         return Annotations(mask=torch.from_numpy(data["mask"].astype(np.float32) / 255.0),
                            landmarks=torch.from_numpy(data["landmarks"]),
                            face_found=torch.from_numpy(data["face_found"]),
-                           face_box=torch.from_numpy(data["face_box"]))
+                           face_box=torch.from_numpy(data["face_box"]),
+                           hands=torch.from_numpy(data["hands"]))

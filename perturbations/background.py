@@ -1,9 +1,17 @@
 """Background edits: swap what is behind the person, insert a bookshelf, or — as a control —
 re-composite the original background through the same mask pipeline.
 
-The person's alpha comes from the segmentation mask with a feathered edge; wherever the mask is
+The person's alpha comes from the segmentation mask, its edge snapped to the frame's own edges
+by a guided filter (the segmentation is coarse: on dark clothing against a dark wall its edge
+wanders, and a feather alone leaves it jagged), lightly smoothed over time; wherever the mask is
 at least 0.99 the alpha is exactly 1, so pixels inside the person stay bit-identical. Only the
-background and the feathered edge band change.
+background and the edge band change.
+
+A generated or user scene is taken into the clip's camera before compositing (:func:`match`):
+the exposure and white balance of a white surface in the clip, the blur of the original
+background (depth of field) and the clip's sensor noise, all estimated from the clip itself
+(:func:`look.camera_look`), so the new room is neither cleaner, sharper nor brighter than the
+person standing in it.
 
 The sham control (``background:sham``) swaps the background for itself: the scene is the
 original frame, with the region behind the person filled from the surrounding background. The
@@ -20,28 +28,162 @@ import numpy as np
 import torch
 
 from . import scenes
+from .annotate import smooth_time
 from .base import Perturbation, register
-from .kernels import frames_to_planes, gaussian_blur, planes_to_frames
+from .kernels import frames_to_planes, gaussian_blur, guided_filter, planes_to_frames
+from .look import CameraLook, camera_look, linear_to_srgb, srgb_to_linear
 
 INSIDE = 0.99            # mask value from which a pixel belongs to the person, untouched
 FEATHER = 0.004          # feather sigma, as a fraction of the frame's longer side
 EDGE_LOW, EDGE_HIGH = 0.5, 0.9   # mask values mapped to alpha 0 and 1 before feathering
+GUIDE_RADIUS = 0.01      # guided filter window radius, as a fraction of the frame's longer side
+GUIDE_EPS = 3e-3         # how faint an edge the alpha follows (variance of [0, 1] colour): not the
+                         # 8x8 blocks of a compressed stream
+PLATE_SIGMA = 0.02       # the local background behind the edge band (for its colour), likewise
+SCENE_BLUR = 0.7         # the generated scenes' own blur (their camera finish), pixels at 360 lines
+SCENE_NOISE = 1.7        # and their own noise, in 8-bit levels
 
 
-def person_alpha(mask: torch.Tensor, feather: float = FEATHER) -> torch.Tensor:
-    """float ``[T, H, W]`` alpha of the person: the mask, feathered, exactly 1 inside it."""
+def person_alpha(mask: torch.Tensor, feather: float = FEATHER,
+                 frames: torch.Tensor | None = None) -> torch.Tensor:
+    """float ``[T, H, W]`` alpha of the person, exactly 1 where the mask is at least ``INSIDE``.
+    With ``frames`` (uint8 ``[T, H, W, 3]``) its edge follows the frame's own edges (a colour
+    guided filter on the mask), smoothed lightly over time; without, the mask feathered."""
     t, h, w = mask.shape
     # Segmentation is soft over several pixels at the boundary, and its 0.5-0.9 band still holds
     # much of the old background (a light halo round the hair); tighten it before feathering.
     core = ((mask - EDGE_LOW) / (EDGE_HIGH - EDGE_LOW)).clamp(0, 1)
     soft = gaussian_blur(core.unsqueeze(1), max(0.8, feather * max(h, w))).squeeze(1).clamp(0, 1)
+    if frames is not None:
+        guide = frames.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        radius = max(2, round(GUIDE_RADIUS * max(h, w)))
+        # At full resolution: the local models fitted on a coarser grid leave stair steps along
+        # a long diagonal edge such as a shoulder.
+        snapped = guided_filter(guide, soft.unsqueeze(1), radius, GUIDE_EPS)
+        # A touch of blur: the filter's local models meet in faint steps along a long edge.
+        snapped = gaussian_blur(snapped, 0.6).squeeze(1)
+        # Only the edge band moves: far from it the feathered mask stands (the filter can leak
+        # along a long edge of the same colour on both sides).
+        band = (soft > 0.002) & (soft < 0.998)
+        band = torch.nn.functional.max_pool2d(band.float().unsqueeze(1), 2 * radius + 1, 1, radius).squeeze(1) > 0
+        refined = torch.where(band, snapped.clamp(0, 1), soft)
+        # Sampled frames are far apart: a light [1, 2, 1] filter over time keeps the edge from
+        # flickering without lagging behind a move.
+        soft = torch.from_numpy(smooth_time(refined.cpu().numpy())).to(mask.device)
     return torch.where(mask >= INSIDE, torch.ones_like(soft), soft)
 
 
-def composite(frames: torch.Tensor, scene: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """The person (``frames``, uint8 ``[T, H, W, 3]``) over ``scene`` (uint8 ``[T or 1, H, W, 3]``)."""
+def _extra_blur(look: CameraLook, size: tuple[int, int], blur: float | None) -> float:
+    """How much blur a generated scene needs on top of its own to look like this clip's
+    background."""
+    target = blur if blur is not None else look.background_blur
+    if not np.isfinite(target):
+        # No edges in the original background to measure (a plain backdrop): a room behind a
+        # person in focus is softer than the person.
+        target = 1.5 * (look.person_blur if np.isfinite(look.person_blur) else 0.8)
+    own = SCENE_BLUR * max(size) / 640.0
+    return float(np.sqrt(max(0.0, target ** 2 - own ** 2)))
+
+
+def _noise_to_add(look: CameraLook, extra: float) -> float:
+    # The scene's own noise shrinks with the blur (by about 1/(2 sqrt(pi) sigma)); top it up to
+    # the clip's.
+    left = SCENE_NOISE * min(1.0, 1.0 / (2 * np.sqrt(np.pi) * max(extra, 0.3)))
+    return float(np.sqrt(max(0.0, look.noise ** 2 - left ** 2))) / 255.0
+
+
+def _grain(shape: tuple[int, ...], sigma: float, seed: int, device) -> torch.Tensor:
+    """Gaussian noise ``[T, H, W, 1]`` drawn on the CPU: the same numbers on every device."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(tuple(shape[:3]) + (1,), generator=gen).to(device) * sigma
+
+
+def _ycc_mean(x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """Mean (Y', Cb, Cr) of sRGB float pixels ``x`` [..., 3] in [0, 1] where ``where``, in float64
+    (the same sum whatever the thread count)."""
+    px = x[where].double()
+    y = px @ torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64, device=x.device)
+    return torch.stack([y.mean(), (0.564 * (px[:, 2] - y)).mean(), (0.713 * (px[:, 0] - y)).mean()])
+
+
+def near_person(mask: torch.Tensor, width: float = 0.12) -> torch.Tensor:
+    """bool ``[T, H, W]``: background (mask < 0.05) within ``width`` of the frame's height of the
+    person (mask > 0.5): the background a viewer compares the person with."""
+    t, h, w = mask.shape
+    r = max(2, int(round(width * h)))
+    near = torch.nn.functional.max_pool2d((mask > 0.5).float().unsqueeze(1), 2 * r + 1, 1, r).squeeze(1) > 0
+    return near & (mask < 0.05)
+
+
+def harmonise(x: torch.Tensor, reference: torch.Tensor, where: torch.Tensor, *, tone: float = 1.0,
+              colour: float = 0.75) -> torch.Tensor:
+    """``x`` (sRGB float ``[T, H, W, 3]``) moved towards ``reference`` (the original frames, same
+    layout) over the pixels ``where``: its mean luma (``tone``: the share of the difference, in
+    log; darker by a gain, brighter by a power curve that lifts the shadows and never clips the
+    highlights), then its mean chroma by a shift (``colour``). The original background tells the
+    clip's exposure and white balance: a new background keeps its own content and contrast, but
+    not a brightness or a colour cast the room around the person did not have."""
+    if int(where.sum()) < 50:
+        return x
+    ref, cur = _ycc_mean(reference, where), _ycc_mean(x, where)
+    target = float(cur[0].clamp(min=1e-3)) * float((ref[0].clamp(min=1e-3) / cur[0].clamp(min=1e-3)) ** tone)
+    if target <= float(cur[0]):
+        # Darker: a gain (it cannot clip).
+        x = x * (target / max(float(cur[0]), 1e-6))
+    else:
+        # Brighter: a power curve that lifts the shadows and never clips a highlight; its
+        # exponent by bisection (the mean of x^g falls as g grows).
+        lo, hi = 0.2, 1.0
+        sample = x[where][:: max(1, int(where.sum()) // 20000)].clamp(0, 1).double()
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64, device=x.device)
+        for _ in range(24):
+            g = 0.5 * (lo + hi)
+            if float((sample ** g @ weights).mean()) > target:
+                lo = g
+            else:
+                hi = g
+        x = x.clamp(0, 1) ** (0.5 * (lo + hi))
+    cur = _ycc_mean(x, where)
+    dcb, dcr = (float(v) * colour for v in (ref[1:] - cur[1:]))
+    shift = torch.tensor([1.403 * dcr, -0.344 * dcb - 0.714 * dcr, 1.773 * dcb], dtype=x.dtype, device=x.device)
+    return x + shift
+
+
+def match(scene: torch.Tensor, look: CameraLook, *, blur: float | None = None,
+          seed: int = 0, reference: torch.Tensor | None = None, where: torch.Tensor | None = None) -> torch.Tensor:
+    """A generated or user scene (uint8 ``[N, H, W, 3]``, exposed as a neutral camera would: a
+    white wall near 255) taken into this clip's camera: its white balance and exposure (scaled by
+    the clip's white), its background blur (added to the scene's own) and its sensor noise (fresh
+    per frame). With ``reference`` frames and a region ``where``, it is then brought to the
+    original background's tone and colour there (:func:`harmonise`)."""
+    x = srgb_to_linear(scene.to(torch.float32) / 255.0)
+    x = x * torch.tensor(look.white, dtype=torch.float32, device=scene.device)
+    extra = _extra_blur(look, tuple(scene.shape[1:3]), blur)
+    if extra > 0.3:
+        x = gaussian_blur(x.permute(0, 3, 1, 2), extra).permute(0, 2, 3, 1)
+    out = linear_to_srgb(x)
+    if reference is not None and where is not None:
+        out = harmonise(out, reference.to(torch.float32) / 255.0, where)
+    add = _noise_to_add(look, extra)
+    if add > 0:
+        out = out + _grain(out.shape, add, seed, out.device)
+    return (out * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def composite(frames: torch.Tensor, scene: torch.Tensor, alpha: torch.Tensor,
+              plate: torch.Tensor | None = None) -> torch.Tensor:
+    """The person (``frames``, uint8 ``[T, H, W, 3]``) over ``scene`` (uint8 ``[T or 1, H, W, 3]``).
+    With ``plate`` (the original background behind the person, uint8 like ``frames``), edge
+    pixels lose the old background's colour first (``F = (I - (1 - a) B) / a``): without it a
+    blue wall leaves a blue fringe round the hair on the new one."""
     a = alpha.unsqueeze(-1)
-    out = (frames.to(torch.float32) * a + scene.to(torch.float32) * (1 - a)).round_().clamp_(0, 255)
+    fg = frames.to(torch.float32)
+    if plate is not None:
+        unmixed = ((fg - (1 - a) * plate.to(torch.float32)) / a.clamp(min=1e-3)).clamp_(0, 255)
+        # Where the person is only a trace, the estimate is noise: keep the frame there.
+        trust = ((a - 0.05) / 0.25).clamp(0, 1)
+        fg = fg + (unmixed - fg) * trust
+    out = (fg * a + scene.to(torch.float32) * (1 - a)).round_().clamp_(0, 255)
     return torch.where(a >= 1.0, frames, out.to(torch.uint8))
 
 
@@ -92,11 +234,15 @@ class BackgroundSwap(Perturbation):
             image = scenes.user_scene(params["image"], h, w)
         else:
             image = scenes.make_scene(self.scene, h, w, rng=np.random.default_rng(params["scene_seed"]))
-        return torch.from_numpy(np.ascontiguousarray(image)).to(frames.device).unsqueeze(0)
+        scene = torch.from_numpy(np.ascontiguousarray(image)).to(frames.device).unsqueeze(0)
+        # One scene for the clip, with fresh sensor noise on every frame.
+        return match(scene.expand(t, h, w, 3), camera_look(frames, mask), seed=params["scene_seed"],
+                     reference=frames, where=near_person(mask))
 
     def transform(self, frames, params, annotations):
         mask = annotations.mask
-        return composite(frames, self.scene_frames(frames, params, mask), person_alpha(mask))
+        return composite(frames, self.scene_frames(frames, params, mask), person_alpha(mask, frames=frames),
+                         plate=fill_behind_person(frames, mask, PLATE_SIGMA))
 
 
 class BookshelfInsert(Perturbation):
@@ -116,10 +262,33 @@ class BookshelfInsert(Perturbation):
         t, h, w = frames.shape[:3]
         sw, top = max(8, int(params["width"] * w)), int(params["top"] * h)
         unit = scenes.bookshelf_unit(h - top, sw, rng=np.random.default_rng(params["scene_seed"]))
-        unit = torch.from_numpy(np.ascontiguousarray(unit)).to(frames.device)
+        unit = torch.from_numpy(np.ascontiguousarray(unit)).to(frames.device).unsqueeze(0)
         x0 = 0 if params["side"] == "left" else w - sw
+        # The shelf stands in this room: exposed and white-balanced as the clip, as soft as the
+        # wall it stands against (blurred together with it, so its edges are as soft as the
+        # room's), as noisy as the rest.
+        look = camera_look(frames, annotations.mask)
+        white = torch.tensor(look.white, dtype=torch.float32, device=frames.device)
+        canvas = srgb_to_linear(frames.to(torch.float32) / 255.0)
+        canvas[:, top:, x0:x0 + sw] = srgb_to_linear(unit.to(torch.float32) / 255.0) * white
+        extra = _extra_blur(look, (h, w), None)
+        margin = int(np.ceil(3 * extra)) + 1 if extra > 0.3 else 0
+        ya, xa, xb = max(0, top - margin), max(0, x0 - margin), min(w, x0 + sw + margin)
+        if margin:
+            part = canvas[:, ya:, xa:xb].permute(0, 3, 1, 2)
+            canvas[:, ya:, xa:xb] = gaussian_blur(part, extra).permute(0, 2, 3, 1)
+        canvas = linear_to_srgb(canvas)
+        # Against the wall it stands on: mostly its tone, and its colour cast (a shelf is a
+        # little darker than a white wall, but lit by the same lamp).
+        footprint = torch.zeros((t, h, w), dtype=torch.bool, device=frames.device)
+        footprint[:, top:, x0:x0 + sw] = True
+        background = footprint & (annotations.mask < 0.05)
+        harmonised = harmonise(canvas, frames.to(torch.float32) / 255.0, background, tone=0.85)
+        canvas = torch.where(footprint.unsqueeze(-1), harmonised, canvas)
+        canvas = canvas + _grain(canvas.shape, _noise_to_add(look, extra), params["scene_seed"], frames.device)
+        canvas = (canvas * 255.0).round_().clamp_(0, 255).to(torch.uint8)
         scene = frames.clone()
-        scene[:, top:, x0:x0 + sw] = unit
+        scene[:, ya:, xa:xb] = canvas[:, ya:, xa:xb]
         # A soft contact shadow on the wall along the shelf's inner edge and above it.
         xs = torch.arange(w, device=frames.device, dtype=torch.float32)
         ys = torch.arange(h, device=frames.device, dtype=torch.float32)
@@ -134,9 +303,11 @@ class BookshelfInsert(Perturbation):
                                             top_shadow.view(-1, 1) * in_x.view(1, -1))
         shaded = (scene.to(torch.float32) * shade.view(1, h, w, 1)).round_().clamp_(0, 255).to(torch.uint8)
         covered = torch.zeros(h, w, dtype=torch.bool, device=frames.device)
-        covered[top:, x0:x0 + sw] = True
+        covered[ya:, xa:xb] = True
         scene = torch.where(covered.view(1, h, w, 1), scene, shaded)
-        return composite(frames, scene, person_alpha(annotations.mask))
+        mask = annotations.mask
+        return composite(frames, scene, person_alpha(mask, frames=frames),
+                         plate=fill_behind_person(scene, mask, PLATE_SIGMA))
 
 
 _DESCRIPTIONS = {

@@ -78,3 +78,60 @@ def frames_to_planes(frames: torch.Tensor) -> torch.Tensor:
 def planes_to_frames(x: torch.Tensor) -> torch.Tensor:
     """float ``[T, 3, H, W]`` in [0, 1] → uint8 ``[T, H, W, 3]`` (rounded, clamped)."""
     return (x * 255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean of ``[N, C, H, W]`` over a ``(2r+1)²`` window (clipped at the borders, divided by
+    the pixels inside), through running sums in float64: the same to the last bit whatever the
+    number of threads, and exact enough for the variances the guided filter takes from it."""
+    if radius < 1:
+        return x.clone()
+    h, w = x.shape[-2:]
+
+    def along(y: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+        c = torch.cumsum(y, dim)
+        c = F.pad(c, (1, 0, 0, 0) if dim == -1 else (0, 0, 1, 0))
+        idx = torch.arange(size, device=y.device)
+        hi = (idx + radius + 1).clamp(max=size)
+        lo = (idx - radius).clamp(min=0)
+        return c.index_select(dim, hi) - c.index_select(dim, lo)
+
+    ones = torch.ones((1, 1, h, w), dtype=torch.float64, device=x.device)
+    count = along(along(ones, -1, w), -2, h)
+    return (along(along(x.double(), -1, w), -2, h) / count).to(x.dtype)
+
+
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float,
+                  step: int = 1) -> torch.Tensor:
+    """He et al.'s guided filter with a colour guide: ``src`` ``[N, 1, H, W]`` (a mask) made to
+    follow the edges of ``guide`` ``[N, 3, H, W]`` (the frame, in [0, 1]) within ``radius``
+    pixels; ``eps`` is how strong an edge must be to be followed. ``step`` > 1 fits the local
+    linear models on a grid that much coarser (the "fast" guided filter) and applies them at
+    full resolution, so the edge stays sharp at a fraction of the cost."""
+    h, w = src.shape[-2:]
+    if step > 1 and min(h, w) // step >= 8:
+        size = (-(-h // step), -(-w // step))
+        g, p = F.interpolate(guide, size=size, mode="area"), F.interpolate(src, size=size, mode="area")
+        r = max(1, round(radius / step))
+    else:
+        g, p, r, size = guide, src, radius, (h, w)
+    mean_i, mean_p = box_mean(g, r), box_mean(p, r)
+    cov_ip = box_mean(g * p, r) - mean_i * mean_p
+    var = {}
+    for a, b in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):
+        var[a, b] = box_mean(g[:, a:a + 1] * g[:, b:b + 1], r) - mean_i[:, a:a + 1] * mean_i[:, b:b + 1]
+    s00, s01, s02 = var[0, 0] + eps, var[0, 1], var[0, 2]
+    s11, s12, s22 = var[1, 1] + eps, var[1, 2], var[2, 2] + eps
+    # The 3x3 inverse by cofactors, per pixel (symmetric).
+    c00, c01, c02 = s11 * s22 - s12 * s12, s02 * s12 - s01 * s22, s01 * s12 - s02 * s11
+    c11, c12, c22 = s00 * s22 - s02 * s02, s01 * s02 - s00 * s12, s00 * s11 - s01 * s01
+    det = s00 * c00 + s01 * c01 + s02 * c02
+    cr, cg, cb = cov_ip[:, 0:1], cov_ip[:, 1:2], cov_ip[:, 2:3]
+    a0 = (c00 * cr + c01 * cg + c02 * cb) / det
+    a1 = (c01 * cr + c11 * cg + c12 * cb) / det
+    a2 = (c02 * cr + c12 * cg + c22 * cb) / det
+    b = mean_p - a0 * mean_i[:, 0:1] - a1 * mean_i[:, 1:2] - a2 * mean_i[:, 2:3]
+    coeffs = box_mean(torch.cat([a0, a1, a2, b], 1), r)
+    if size != (h, w):
+        coeffs = resize_bilinear(coeffs, (h, w))
+    return (coeffs[:, :3] * guide).sum(1, keepdim=True) + coeffs[:, 3:]

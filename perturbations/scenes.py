@@ -4,8 +4,11 @@ The generated scenes have to pass for the real thing to a person looking at the 
 the newsroom experiment this product automates put a real bookshelf behind a real actress — so
 they are built the way a webcam sees a room: a painted wall is never a flat fill (light falls
 off, the paint has a texture, the sensor adds noise), a bookshelf has wood grain, shadows under
-its shelves, books of many sizes and colours, some leaning, some gaps. Every scene fills the
-whole frame because it is composited behind a person mask.
+its shelves, books of many sizes and colours, some leaning, some gaps. This module holds the
+painted walls and the materials (wood, books, shelves, windows, pictures); ``rooms.py`` renders
+the office and the wall of bookshelves from them through a camera, in perspective and lit, and
+registers them here. Every scene fills the whole frame because it is composited behind a person
+mask.
 
 Everything random comes from the ``rng`` the caller passes, so the same (name, size, rng state)
 gives the same pixels whatever the thread count (OpenCV's SIMD paths may differ in the last bit
@@ -517,9 +520,11 @@ def _draw_extras(canvas: np.ndarray, floor: int, extras: list[tuple], inner: int
 # --------------------------------------------------------------------------- bookshelf
 
 
-def _render_shelf(h: int, w: int, rng: np.random.Generator, *, framed: bool) -> np.ndarray:
+def _render_shelf(h: int, w: int, rng: np.random.Generator, *, framed: bool,
+                  pitch: float | None = None) -> np.ndarray:
     """A bookshelf [h, w, 3] float32. ``framed``: a whole unit (top, side panels, plinth);
-    otherwise a close view of a wall of shelves that runs past every edge of the frame."""
+    otherwise a close view of a wall of shelves that runs past every edge of the frame, about
+    three shelves high unless ``pitch`` (pixels between shelves) says otherwise."""
     wood = _jitter_colour(_WOODS[rng.integers(len(_WOODS))], rng, bright=0.08, tint=0.03)
     bay_ratio = rng.uniform(2.0, 2.6)  # a bay is ~80 cm wide on a ~33 cm shelf pitch
     side = top = plinth = 0
@@ -547,7 +552,7 @@ def _render_shelf(h: int, w: int, rng: np.random.Generator, *, framed: bool) -> 
         edges = [side] + [u + t for u in upright_xs]
         ends = upright_xs + [w - side]
     else:
-        pitch = h / rng.uniform(2.8, 3.5)
+        pitch = h / rng.uniform(2.8, 3.5) if pitch is None else pitch
         t = max(2, int(round(pitch * 0.065)))
         phase = rng.uniform(0.15, 0.85) * pitch
         ys = [int(round(phase + k * pitch)) for k in range(-1, int(h / pitch) + 2)]
@@ -641,111 +646,8 @@ def bookshelf_unit(height: int, width: int, *, rng: np.random.Generator) -> np.n
     return _finish(_render_shelf(height, width, rng, framed=True), rng, noise=1.8)
 
 
-# --------------------------------------------------------------------------- office
-
-
-def _office(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """A room corner a webcam sees behind a desk: a painted wall with a window (bright, out of
-    focus, maybe blinds) at one side and a door at the other, furniture against the wall, and a
-    picture, whiteboard or clock above it, lit from the window side."""
-    wall_colour = _PLAIN_DRAW[int(rng.integers(len(_PLAIN_DRAW)))]
-    img = _wall(h, w, wall_colour, rng, skirting=0.0)
-    s = h
-    # Everything is placed in metres: the frame shows the wall from ~0.2 m to ~2.3 m above the
-    # floor, so a door is a door-sized fraction of the frame at any aspect ratio.
-    ppm = h / 2.1
-
-    def yf(metres: float) -> int:
-        return int(round((2.3 - metres) * ppm))
-
-    window_left = rng.random() < 0.5
-    sign = 1 if window_left else -1
-    shadow_dx = int(round(0.012 * s)) * sign  # shadows fall away from the window
-
-    ww = int(ppm * rng.uniform(0.9, 1.3))
-    inset = int(ww * rng.uniform(-0.35, 0.1))  # negative: the window runs past the frame edge
-    wx0 = inset if window_left else w - ww - inset
-    wx1 = wx0 + ww
-    _window(img, wx0, wx1, yf(rng.uniform(2.05, 2.2)), yf(rng.uniform(0.85, 1.0)), s, rng,
-            light_from_left=window_left)
-    # Daylight spills onto the wall beside the window.
-    xx = np.arange(w, dtype=np.float32)
-    img *= (1.0 + 0.1 * np.exp(-np.abs(xx - (wx0 + wx1) / 2) / (0.35 * w)))[None, :, None]
-
-    dw = int(ppm * rng.uniform(0.8, 0.9))
-    casing = max(3, int(round(0.07 * ppm)))
-    gap = int(0.25 * ppm) + casing
-    if window_left:
-        dx0 = max(w - dw - int(dw * rng.uniform(-0.3, 0.15)), wx1 + gap)
-    else:
-        dx0 = min(int(dw * rng.uniform(-0.3, 0.15)), wx0 - gap - dw)
-    if min(dx0 + dw, w) - max(dx0, 0) > 0.4 * dw:
-        _door(img, dx0, dx0 + dw, yf(2.05), h, casing, s, rng, light_from_left=window_left)
-    else:
-        # A narrow (portrait) frame has no room for a door: a sliver of door frame at the edge
-        # reads as an artefact, so the wall runs on to the edge instead.
-        dx0 = w + casing if window_left else -dw - casing
-
-    # Furniture and wall decoration share the wall between window and door.
-    span0, span1 = (max(wx1, 0), min(dx0 - casing, w)) if window_left else (max(dx0 + dw + casing, 0), min(wx0, w))
-    span = span1 - span0
-    under_window = span < 0.3 * ppm
-    if under_window:
-        # No free wall (a narrow frame): a low sideboard under the window instead.
-        span0, span1 = max(wx0, 0), min(wx1, w)
-        span = span1 - span0
-    mid = (span0 + span1) / 2
-    furniture = None
-    if span >= 0.5 * ppm:
-        if under_window or rng.random() < 0.55:
-            cab_w = int(min(ppm * rng.uniform(0.8, 1.4), span * rng.uniform(0.6, 0.85)))
-            top = yf(rng.uniform(0.72, 0.8))
-            kind = "sideboard"
-        else:
-            cab_w = int(min(ppm * rng.uniform(0.42, 0.5), span * 0.8))
-            top = yf(0.72)
-            kind = "filing"
-        cab_x0 = int(mid - cab_w / 2 + (span - cab_w) * rng.uniform(-0.3, 0.3))
-        # A sideboard's top overhangs as a lip above ``top``; the filing cabinet is flush.
-        furniture = (cab_x0, cab_x0 + cab_w, top - max(2, int(s * 0.018)) if kind == "sideboard" else top)
-        if kind == "sideboard":
-            _cabinet(img, cab_x0, cab_x0 + cab_w, top, h, s, rng, shadow_dx)
-        else:
-            _filing_cabinet(img, cab_x0, cab_x0 + cab_w, top, h, s, rng, shadow_dx)
-
-    if under_window:
-        if furniture is not None:
-            x0, x1, top = furniture
-            pot_w = max(6, int(ppm * rng.uniform(0.13, 0.2)))
-            if x1 - x0 > 2.5 * pot_w:
-                px = x0 + int(0.08 * (x1 - x0)) if rng.random() < 0.5 else x1 - int(0.08 * (x1 - x0)) - pot_w
-                _plant(img, px, px + pot_w, top, s, rng, shadow_dx)
-        return img
-    r = rng.random()
-    item_cx = (mid if furniture is None else (furniture[0] + furniture[1]) / 2) + span * rng.uniform(-0.1, 0.1)
-    if r < 0.5 or span < 0.6 * ppm:
-        pw = min(span * 0.8, ppm * rng.uniform(0.4, 0.75))
-        ph = pw * rng.uniform(0.7, 1.25)
-        y1 = yf(rng.uniform(1.2, 1.4))
-        _picture(img, int(item_cx - pw / 2), int(item_cx + pw / 2), max(int(0.04 * h), int(y1 - ph)), y1,
-                 s, rng, shadow_dx)
-    elif r < 0.75:
-        bw = min(span * 0.85, ppm * rng.uniform(0.9, 1.3))
-        bh = bw * rng.uniform(0.62, 0.75)
-        y1 = yf(rng.uniform(1.05, 1.15))
-        _whiteboard(img, int(item_cx - bw / 2), int(item_cx + bw / 2), int(y1 - bh), y1, s, rng, shadow_dx)
-    else:
-        _clock(img, item_cx, yf(rng.uniform(1.75, 1.95)), ppm * rng.uniform(0.14, 0.18), s, rng, shadow_dx)
-
-    if furniture is not None and rng.random() < 0.75:
-        # A plant on the furniture, at the end away from the wall item.
-        x0, x1, top = furniture
-        pot_w = max(6, int(ppm * rng.uniform(0.13, 0.2)))
-        if x1 - x0 > 2.5 * pot_w:
-            left_end = item_cx > (x0 + x1) / 2
-            px = x0 + int(0.08 * (x1 - x0)) if left_end else x1 - int(0.08 * (x1 - x0)) - pot_w
-            _plant(img, px, px + pot_w, top, s, rng, shadow_dx)
-    return img
+# --------------------------------------------------------------------------- wall decorations
+# (used by rooms.py, which renders the office and the wall of shelves through a camera)
 
 
 def _window(img: np.ndarray, x0: int, x1: int, y0: int, y1: int, s: int, rng: np.random.Generator,
@@ -812,83 +714,6 @@ def _window(img: np.ndarray, x0: int, x1: int, y0: int, y1: int, s: int, rng: np
                  blur=0.006 * s, strength=0.3)
 
 
-def _door(img: np.ndarray, x0: int, x1: int, y0: int, y1: int, casing: int, s: int,
-          rng: np.random.Generator, *, light_from_left: bool) -> None:
-    """A panelled door in a moulded casing (painted white or wood veneer) with a lever handle."""
-    white = rng.random() < 0.55
-    trim = np.float32([238, 237, 232])
-    if white:
-        leaf = np.float32([228, 227, 222])
-    else:
-        leaf = _jitter_colour(_WOODS[rng.integers(len(_WOODS))], rng, bright=0.08, tint=0.03)
-    dx = int(0.01 * s) * (1 if light_from_left else -1)
-    _soft_shadow(img, y0 - casing, y1, x0 - casing, x1 + casing, dy=int(0.006 * s), dx=dx,
-                 blur=0.01 * s, strength=0.22)
-    _fill(img, y0 - casing, y1, x0 - casing, x1 + casing, trim)
-    # Casing moulding: a lit and a shaded edge.
-    for xa, xb in ((x0 - casing, x0), (x1, x1 + casing)):
-        _scale_region(img, y0 - casing, y1, xa, xa + max(1, casing // 4), 1.04)
-        _scale_region(img, y0 - casing, y1, xb - max(1, casing // 4), xb, 0.86)
-    if white:
-        _fill(img, y0, y1, x0, x1, leaf)
-    else:
-        # Door leaves are veneered with the grain running up.
-        _paste(img, np.ascontiguousarray(_wood(y1 - y0, x1 - x0, rng, leaf, ppm=s / 2.1).transpose(1, 0, 2)), y0, x0)
-    # The leaf sits behind the casing: a shadow line along its top and hinge side.
-    _scale_region(img, y0, y0 + max(1, casing // 3), x0, x1, 0.8)
-    # Raised panels: a light and a dark bevel around each recessed rectangle.
-    dw, dh = x1 - x0, y1 - y0
-    m = max(3, int(dw * 0.14))
-    for py0, py1 in ((y0 + m, y0 + int(dh * 0.42)), (y0 + int(dh * 0.42) + m, y1 + m)):
-        b = max(1, int(s * 0.006))
-        _scale_region(img, py0, py0 + b, x0 + m, x1 - m, 0.85)
-        _scale_region(img, py0, py1, x0 + m, x0 + m + b, 0.88)
-        _scale_region(img, py1 - b, py1, x0 + m, x1 - m, 1.06)
-        _scale_region(img, py0, py1, x1 - m - b, x1 - m, 1.05)
-    # Lever handle on the side away from the hinge, at ~1 m.
-    hx = x0 + int(dw * 0.1) if light_from_left else x1 - int(dw * 0.1)
-    hy = int(round((2.3 - 1.0) / 2.1 * img.shape[0]))
-    r = max(2, int(s * 0.012))
-    metal = np.float32([170, 168, 162])
-    lever = max(4, int(dw * 0.22))
-    lx0, lx1 = (hx, hx + lever) if light_from_left else (hx - lever, hx)
-    _soft_shadow(img, hy - r // 2, hy + r // 2 + 1, lx0, lx1, dy=int(0.006 * s), dx=dx, blur=0.004 * s,
-                 strength=0.35)
-    ang = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    rose = np.stack([hx + r * np.cos(ang), hy + r * np.sin(ang)], 1)
-    bar = np.float64([[lx0, hy - r // 2], [lx1, hy - r // 2], [lx1, hy + r // 2 + 1], [lx0, hy + r // 2 + 1]])
-    _fill_poly_aa(img, [rose, bar], metal)
-    _scale_region(img, hy - r // 2, hy - r // 2 + 1, lx0, lx1, 1.2)
-
-
-def _cabinet(img: np.ndarray, x0: int, x1: int, top: int, bottom: int, s: int,
-             rng: np.random.Generator, shadow_dx: int) -> None:
-    """A low sideboard against the wall: a top with a lit front lip, drawer fronts with handles."""
-    wood = rng.random() < 0.6
-    colour = (_jitter_colour(_WOODS[rng.integers(len(_WOODS))], rng, bright=0.08, tint=0.03) if wood
-              else np.float32([214, 212, 206]) if rng.random() < 0.6 else np.float32([74, 76, 80]))
-    _soft_shadow(img, top, bottom, x0, x1, dy=int(0.01 * s), dx=shadow_dx, blur=0.015 * s, strength=0.3)
-    body = (_wood(x1 - x0, bottom - top, rng, colour * np.float32(0.92), ppm=s / 2.1) if wood else
-            np.broadcast_to(colour * np.float32(0.92), (bottom - top, x1 - x0, 3)).copy())
-    _paste(img, body, top, x0)
-    lip = max(2, int(s * 0.018))
-    overhang = max(1, lip // 2)
-    _fill(img, top - lip, top, x0 - overhang, x1 + overhang, colour * np.float32(1.05))
-    _scale_region(img, top - lip, top - lip + 1, x0 - overhang, x1 + overhang, 1.12)
-    _scale_region(img, top, top + max(1, lip // 2), x0, x1, 0.72)  # under the lip
-    # Drawer/door split lines and handles.
-    n = int(rng.integers(2, 4))
-    for i in range(1, n):
-        x = x0 + (x1 - x0) * i // n
-        _scale_region(img, top, bottom, x, x + 1, 0.6)
-    hy = top + int(0.08 * s)
-    for i in range(n):
-        cx = x0 + (x1 - x0) * (2 * i + 1) // (2 * n)
-        hw = max(3, int(0.03 * s))
-        _fill(img, hy, hy + max(2, int(0.006 * s)), cx - hw, cx + hw, np.float32([180, 178, 172]))
-        _scale_region(img, hy + max(2, int(0.006 * s)), hy + max(3, int(0.01 * s)), cx - hw, cx + hw, 0.75)
-
-
 def _picture(img: np.ndarray, x0: int, x1: int, y0: int, y1: int, s: int, rng: np.random.Generator,
              shadow_dx: int) -> None:
     """A framed print: frame moulding, a white mat, and a soft landscape or abstract inside."""
@@ -933,186 +758,14 @@ def _picture(img: np.ndarray, x0: int, x1: int, y0: int, y1: int, s: int, rng: n
     _scale_region(img, ay0, ay1, ax0, ax1, (1.0 + 0.06 * np.exp(-((gx + gy - 0.7) ** 2) / 0.02))[..., None])
 
 
-def _circle(cx: float, cy: float, r: float, n: int = 64) -> np.ndarray:
-    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    return np.stack([cx + r * np.cos(a), cy + r * np.sin(a)], 1)
-
-
-def _bar(x0: float, y0: float, x1: float, y1: float, half: float, half_end: float | None = None) -> np.ndarray:
-    """A (possibly tapered) bar from (x0, y0) to (x1, y1) as a polygon."""
-    dx, dy = x1 - x0, y1 - y0
-    n = math.hypot(dx, dy) or 1.0
-    nx, ny = -dy / n, dx / n
-    he = half if half_end is None else half_end
-    return np.float64([[x0 + nx * half, y0 + ny * half], [x1 + nx * he, y1 + ny * he],
-                       [x1 - nx * he, y1 - ny * he], [x0 - nx * half, y0 - ny * half]])
-
-
-def _clock(img: np.ndarray, cx: float, cy: float, r: float, s: int, rng: np.random.Generator,
-           shadow_dx: int) -> None:
-    """A round wall clock: rim, white face, hour ticks, two hands showing some working hour."""
-    rim = (np.float32([36, 36, 38]) if rng.random() < 0.5 else
-           np.float32([200, 200, 198]) if rng.random() < 0.5 else
-           _jitter_colour(_WOODS[rng.integers(len(_WOODS))], rng, bright=0.08, tint=0.03))
-    shadow = _circle(cx + shadow_dx, cy + 0.012 * s, r * 1.02)
-    h, w = img.shape[:2]
-    pad = int(0.02 * s) + 2
-    x0, x1 = max(0, int(cx - r) - pad + min(0, shadow_dx)), min(w, int(cx + r) + pad + max(0, shadow_dx))
-    y0, y1 = max(0, int(cy - r) - pad), min(h, int(cy + r) + pad + int(0.012 * s))
-    if x0 >= x1 or y0 >= y1:
-        return
-    m = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillPoly(m, [np.round((shadow - (x0, y0)) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-    m = cv2.GaussianBlur(m.astype(np.float32) / 255, (0, 0), max(0.6, 0.008 * s))
-    img[y0:y1, x0:x1] *= (1.0 - 0.35 * m)[..., None]
-    _fill_poly_aa(img, [_circle(cx, cy, r)], rim)
-    _fill_poly_aa(img, [_circle(cx, cy, r * 0.88)], np.float32([240, 238, 232]))
-    _fill_poly_aa(img, [_circle(cx, cy, r * 0.88)], np.float32([200, 198, 192]), opacity=0.25)  # glass
-    _fill_poly_aa(img, [_circle(cx, cy - r * 0.03, r * 0.84)], np.float32([242, 240, 234]))
-    ink = np.float32([30, 30, 32])
-    ticks = []
-    for k in range(12):
-        a = k * np.pi / 6
-        inner = 0.66 if k % 3 == 0 else 0.72
-        ticks.append(_bar(cx + r * inner * math.sin(a), cy - r * inner * math.cos(a),
-                          cx + r * 0.8 * math.sin(a), cy - r * 0.8 * math.cos(a), r * (0.035 if k % 3 == 0 else 0.02)))
-    _fill_poly_aa(img, ticks, ink)
-    hour, minute = rng.uniform(8, 18), rng.uniform(0, 60)
-    ah, am = (hour % 12 + minute / 60) * np.pi / 6, minute * np.pi / 30
-    _fill_poly_aa(img, [_bar(cx, cy, cx + r * 0.45 * math.sin(ah), cy - r * 0.45 * math.cos(ah), r * 0.045, r * 0.025),
-                        _bar(cx, cy, cx + r * 0.7 * math.sin(am), cy - r * 0.7 * math.cos(am), r * 0.035, r * 0.015),
-                        _circle(cx, cy, r * 0.06, 16)], ink)
-
-
-def _whiteboard(img: np.ndarray, x0: int, x1: int, y0: int, y1: int, s: int,
-                rng: np.random.Generator, shadow_dx: int) -> None:
-    """A whiteboard: aluminium frame, glossy white surface with the ghosts of old notes and a
-    few fresh strokes, a pen tray along the bottom."""
-    if x1 - x0 < 10 or y1 - y0 < 8:
-        return
-    fw = max(2, int(0.01 * s))
-    _soft_shadow(img, y0, y1, x0, x1, dy=int(0.01 * s), dx=shadow_dx, blur=0.01 * s, strength=0.3)
-    _fill(img, y0, y1, x0, x1, np.float32([196, 198, 200]))
-    _scale_region(img, y0, y0 + max(1, fw // 2), x0, x1, 1.12)
-    _scale_region(img, y1 - max(1, fw // 2), y1, x0, x1, 0.8)
-    bx0, bx1, by0, by1 = x0 + fw, x1 - fw, y0 + fw, y1 - fw
-    bh, bw = by1 - by0, bx1 - bx0
-    gx = np.linspace(0, 1, bw, dtype=np.float32)[None, :]
-    gy = np.linspace(0, 1, bh, dtype=np.float32)[:, None]
-    # Gloss: a broad soft reflection of the window.
-    gloss = 0.95 + 0.05 * np.exp(-((gx - rng.uniform(0.2, 0.8)) ** 2) / 0.05) - 0.02 * gy
-    board = np.float32([244, 245, 246])[None, None, :] * gloss[..., None]
-    strokes = np.zeros((bh, bw), np.uint8)
-    fresh = np.zeros((bh, bw), np.uint8)
-    for k in range(int(rng.integers(4, 10))):
-        # A line of handwriting: a wobbly horizontal polyline of short loops.
-        y = int(bh * rng.uniform(0.1, 0.85))
-        xa = int(bw * rng.uniform(0.05, 0.4))
-        xb = int(xa + bw * rng.uniform(0.2, 0.55))
-        xs = np.arange(xa, min(xb, bw - 2), max(2, bh // 40))
-        if xs.size < 2:
-            continue
-        ys = y + rng.normal(0, max(1.0, bh * 0.012), xs.size).cumsum() * 0.3 + \
-            (rng.random(xs.size) - 0.5) * bh * 0.035
-        pts = np.stack([xs, ys], 1).round().astype(np.int32)
-        target = fresh if k < 2 else strokes
-        cv2.polylines(target, [pts], False, 255, max(1, bh // 120), cv2.LINE_AA)
-    ghost = cv2.GaussianBlur(strokes.astype(np.float32) / 255, (0, 0), 1.0) * 0.12
-    board *= (1.0 - ghost)[..., None]
-    ink = np.float32([40, 60, 150]) if rng.random() < 0.5 else np.float32([40, 40, 44])
-    _blend_alpha(board, fresh.astype(np.float32) / 255 * 0.85, ink)
-    _paste(img, board, by0, bx0)
-    # Pen tray with a couple of markers.
-    th = max(2, int(0.015 * s))
-    _fill(img, y1, y1 + th, x0 + int(0.2 * (x1 - x0)), x1 - int(0.2 * (x1 - x0)), np.float32([180, 182, 184]))
-    _scale_region(img, y1 + th - 1, y1 + th, x0 + int(0.2 * (x1 - x0)), x1 - int(0.2 * (x1 - x0)), 0.7)
-    px = x0 + int(0.3 * (x1 - x0))
-    for c in ((30, 30, 34), (40, 60, 150), (170, 40, 40))[: int(rng.integers(1, 4))]:
-        pl = max(4, int(0.06 * s))
-        _fill(img, y1 - max(1, th // 2), y1 + max(1, th // 3), px, px + pl, np.float32(c))
-        px += pl + max(2, int(0.02 * s))
-
-
-def _filing_cabinet(img: np.ndarray, x0: int, x1: int, top: int, bottom: int, s: int,
-                    rng: np.random.Generator, shadow_dx: int) -> None:
-    """A two-drawer steel filing cabinet: drawer seams, recessed pull handles, label holders."""
-    colour = (np.float32([198, 199, 196]) if rng.random() < 0.6 else np.float32([78, 80, 84]))
-    _soft_shadow(img, top, bottom, x0, x1, dy=int(0.01 * s), dx=shadow_dx, blur=0.015 * s, strength=0.3)
-    cw = x1 - x0
-    xx = np.linspace(0, 1, max(1, cw), dtype=np.float32)
-    # Brushed, slightly curved front: brighter toward the window side.
-    side = 0.92 + 0.08 * (xx if shadow_dx < 0 else 1 - xx)
-    _paste(img, np.broadcast_to(colour[None, None, :] * side[None, :, None], (bottom - top, cw, 3)).copy(), top, x0)
-    _scale_region(img, top, top + max(1, int(0.004 * s)), x0, x1, 1.15)
-    _scale_region(img, top, bottom, x0, x0 + max(1, int(0.004 * s)), 1.08)
-    _scale_region(img, top, bottom, x1 - max(1, int(0.004 * s)), x1, 0.8)
-    drawer = int(0.34 * s / 2.1)
-    for k in range(3):
-        seam = top + int(0.02 * s) + k * drawer
-        if k:
-            _scale_region(img, seam - 1, seam + 1, x0 + 1, x1 - 1, 0.55)
-        hy = seam + int(drawer * 0.22)
-        hw, hh = max(3, int(cw * 0.16)), max(2, int(0.012 * s))
-        cx = (x0 + x1) // 2
-        _scale_region(img, hy, hy + hh, cx - hw, cx + hw, 0.45)  # recessed pull
-        _scale_region(img, hy + hh, hy + hh + 1, cx - hw, cx + hw, 1.2)
-        ly = hy - max(3, int(0.03 * s))
-        _fill(img, ly, ly + max(2, int(0.016 * s)), cx - hw // 2, cx + hw // 2, np.float32([232, 230, 222]))
-        _scale_region(img, ly, ly + 1, cx - hw // 2, cx + hw // 2, 0.8)
-
-
-def _plant(img: np.ndarray, x0: int, x1: int, floor: int, s: int, rng: np.random.Generator,
-           shadow_dx: int) -> None:
-    """A potted plant standing on a surface at ``floor``: a tapered, round-lit pot and a fan of
-    pointed leaves in several greens, the darker ones behind."""
-    h, w = img.shape[:2]
-    pw = x1 - x0
-    ph = int(pw * rng.uniform(0.85, 1.15))
-    r = rng.random()
-    pot = (np.float32([176, 96, 64]) if r < 0.35 else np.float32([226, 224, 218]) if r < 0.75
-           else np.float32([60, 62, 66]))
-    top_y = floor - ph
-    taper = pw * 0.14
-    _soft_shadow(img, top_y, floor, x0, x1, dy=int(0.004 * s), dx=shadow_dx, blur=0.01 * s,
-                 strength=0.35)
-    xx = np.clip((np.arange(w, dtype=np.float32) - x0) / max(pw, 1), 0, 1)
-    side = 0.72 + 0.3 * np.abs(np.sin(np.pi * (xx * 0.9 + 0.05))) ** 0.7
-    layer = np.broadcast_to(pot[None, None, :] * side[None, :, None], (h, w, 3))
-    _fill_poly_aa(img, [np.float64([[x0, top_y], [x1, top_y], [x1 - taper, floor], [x0 + taper, floor]])],
-                  layer)
-    _scale_region(img, top_y, top_y + max(1, int(ph * 0.1)), x0, x1, 1.08)  # rim
-    cx, cy = (x0 + x1) / 2, top_y + 1.0
-    n = int(rng.integers(10, 18))
-    spread = pw * rng.uniform(1.8, 2.6)
-    tall = pw * rng.uniform(1.8, 2.8)
-    t = np.linspace(0.0, 1.0, 14)
-    leaves = []
-    for _ in range(n):
-        ang = rng.uniform(-1.2, 1.2)
-        length = tall * rng.uniform(0.45, 1.0) * (1.0 - 0.25 * abs(ang))
-        dx, dy = math.sin(ang) * spread / tall, -math.cos(ang)
-        norm = math.hypot(dx, dy)
-        dx, dy = dx / norm, dy / norm
-        bend = rng.uniform(0.1, 0.3) * length * (1 if ang > 0 else -1)
-        half = length * rng.uniform(0.1, 0.17) * (1.0 if rng.random() < 0.7 else 0.5)
-        # Axis droops outward toward the tip; width swells then comes to a point.
-        ax = cx + dx * length * t + bend * t ** 2 * abs(dy)
-        ay = cy + dy * length * t + abs(bend) * 0.6 * t ** 2
-        wdt = half * np.sin(np.pi * np.clip(t, 0, 1)) ** 0.8
-        nx, ny = -dy, dx
-        poly = np.concatenate([np.stack([ax + nx * wdt, ay + ny * wdt], 1),
-                               np.stack([ax - nx * wdt, ay - ny * wdt], 1)[::-1]])
-        green = _jitter_colour((58, 106, 50), rng, bright=0.3, tint=0.12)
-        leaves.append((float(green.sum()), poly, green, np.stack([ax, ay], 1)))
-    leaves.sort(key=lambda leaf: leaf[0])  # darker (further back, in shade) first
-    for _, poly, green, axis in leaves:
-        _fill_poly_aa(img, [poly], green)
-        # Midrib: a thin lighter line along the axis.
-        rib = np.concatenate([axis + (0.4, 0), axis[::-1] - (0.4, 0)])
-        _fill_poly_aa(img, [rib], np.minimum(green * np.float32(1.35), 255), opacity=0.5)
-
-
 # --------------------------------------------------------------------------- public API
+
+
+def register_scene(name: str, maker: Callable[[int, int, np.random.Generator], np.ndarray]) -> None:
+    """Add a generated scene (``maker(height, width, rng)`` → uint8 RGB) under one of ``SCENES``."""
+    if name not in SCENES:
+        raise ValueError(f"scene {name!r} is not one of the documented SCENES ({', '.join(SCENES)})")
+    _MAKERS[name] = maker
 
 
 def _plain(colour) -> Callable[[int, int, np.random.Generator], np.ndarray]:
@@ -1125,13 +778,12 @@ def _plain(colour) -> Callable[[int, int, np.random.Generator], np.ndarray]:
 _MAKERS: dict[str, Callable[[int, int, np.random.Generator], np.ndarray]] = {
     "plain": _plain(None),
     **{f"plain-{name}": _plain(colour) for name, colour in WALL_PAINTS.items()},
-    "bookshelf": lambda h, w, rng: _finish(_render_shelf(h, w, rng, framed=False), rng, noise=1.8),
-    "office": lambda h, w, rng: _finish(_office(h, w, rng), rng),
 }
+# "bookshelf" and "office" are rooms rendered through a camera: rooms.py builds them from this
+# module's materials and adds them here (register_scene) when the package is imported.
 
 SCENES: tuple[str, ...] = ("plain", "plain-white", "plain-grey", "plain-blue", "plain-green",
                            "plain-beige", "bookshelf", "office")
-assert set(SCENES) == set(_MAKERS)
 
 
 def _check_size(height: int, width: int) -> tuple[int, int]:
@@ -1149,10 +801,9 @@ def _check_rng(rng) -> None:
 def make_scene(name: str, height: int, width: int, *, rng: np.random.Generator) -> np.ndarray:
     """A generated background, uint8 [height, width, 3] RGB, filling the whole frame. The same
     (name, size, rng state) gives the same pixels. ``name`` is one of ``SCENES``."""
-    try:
-        maker = _MAKERS[name]
-    except (KeyError, TypeError):
-        raise KeyError(f"unknown scene {name!r} (available: {', '.join(SCENES)})") from None
+    if not isinstance(name, str) or name not in SCENES:
+        raise KeyError(f"unknown scene {name!r} (available: {', '.join(SCENES)})")
+    maker = _MAKERS[name]
     height, width = _check_size(height, width)
     _check_rng(rng)
     out = maker(height, width, rng)

