@@ -86,6 +86,11 @@ class Annotations:
         return bool(torch.isfinite(self.landmarks).all())
 
     def to(self, device: torch.device | str) -> "Annotations":
+        """On ``device``: these very annotations when they are there already (so that what edits
+        derive from them once per clip is found again), else a copy."""
+        device = torch.device(device)
+        if all(getattr(self, f.name).device == device for f in fields(self)):
+            return self
         return Annotations(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     def face_problem(self, max_missing: float) -> str | None:

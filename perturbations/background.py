@@ -26,11 +26,12 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import scenes
 from .annotate import smooth_time
-from .base import Perturbation, register
-from .kernels import frames_to_planes, gaussian_blur, guided_filter, planes_to_frames
+from .base import Perturbation, per_clip, register
+from .kernels import dilate, frames_to_planes, gaussian_blur, guided_filter, planes_to_frames
 from .look import CameraLook, camera_look, linear_to_srgb, srgb_to_linear
 
 INSIDE = 0.99            # mask value from which a pixel belongs to the person, untouched
@@ -65,7 +66,7 @@ def person_alpha(mask: torch.Tensor, feather: float = FEATHER,
         # Only the edge band moves: far from it the feathered mask stands (the filter can leak
         # along a long edge of the same colour on both sides).
         band = (soft > 0.002) & (soft < 0.998)
-        band = torch.nn.functional.max_pool2d(band.float().unsqueeze(1), 2 * radius + 1, 1, radius).squeeze(1) > 0
+        band = dilate(band.float().unsqueeze(1), radius).squeeze(1) > 0
         refined = torch.where(band, snapped.clamp(0, 1), soft)
         # Sampled frames are far apart: a light [1, 2, 1] filter over time keeps the edge from
         # flickering without lagging behind a move.
@@ -100,8 +101,10 @@ def _grain(shape: tuple[int, ...], sigma: float, seed: int, device) -> torch.Ten
 
 def _ycc_mean(x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
     """Mean (Y', Cb, Cr) of sRGB float pixels ``x`` [..., 3] in [0, 1] where ``where``, in float64
-    (the same sum whatever the thread count)."""
-    px = x[where].double()
+    (the same sum whatever the thread count), over every other row and column (a mean over a
+    region: a quarter of its pixels tell it as well)."""
+    sub = where[:, ::2, ::2]
+    px = (x[:, ::2, ::2][sub] if int(sub.sum()) >= 50 else x[where]).double()
     y = px @ torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64, device=x.device)
     return torch.stack([y.mean(), (0.564 * (px[:, 2] - y)).mean(), (0.713 * (px[:, 0] - y)).mean()])
 
@@ -111,8 +114,15 @@ def near_person(mask: torch.Tensor, width: float = 0.12) -> torch.Tensor:
     person (mask > 0.5): the background a viewer compares the person with."""
     t, h, w = mask.shape
     r = max(2, int(round(width * h)))
-    near = torch.nn.functional.max_pool2d((mask > 0.5).float().unsqueeze(1), 2 * r + 1, 1, r).squeeze(1) > 0
-    return near & (mask < 0.05)
+    # Grown on a grid four times coarser (a region for statistics, not an edge: a few pixels
+    # more of background are as good), then brought back by repetition.
+    s = 4 if min(h, w) >= 64 else 1
+    person = (mask > 0.5).float().unsqueeze(1)
+    coarse = F.max_pool2d(person, s, s, ceil_mode=True) if s > 1 else person
+    near = dilate(coarse, -(-r // s))
+    if s > 1:
+        near = near.repeat_interleave(s, -2).repeat_interleave(s, -1)[..., :h, :w]
+    return (near.squeeze(1) > 0) & (mask < 0.05)
 
 
 def harmonise(x: torch.Tensor, reference: torch.Tensor, where: torch.Tensor, *, tone: float = 1.0,
@@ -202,6 +212,21 @@ def fill_behind_person(frames: torch.Tensor, mask: torch.Tensor, sigma_frac: flo
     return planes_to_frames(fill)
 
 
+def _clip_terms(frames: torch.Tensor, annotations: Any) -> tuple[torch.Tensor, torch.Tensor, CameraLook, torch.Tensor]:
+    """The person's refined alpha, the clean plate behind the edge, the camera's look and the
+    background near the person: the same for every background edit of a clip (``per_clip``)."""
+    mask = annotations.mask
+    return (per_clip(frames, annotations, "alpha", lambda: person_alpha(mask, frames=frames)),
+            per_clip(frames, annotations, "plate", lambda: fill_behind_person(frames, mask, PLATE_SIGMA)),
+            clip_look(frames, annotations),
+            per_clip(frames, annotations, "near", lambda: near_person(mask)))
+
+
+def clip_look(frames: torch.Tensor, annotations: Any) -> CameraLook:
+    """The clip's :func:`camera_look` with its person mask, once per clip for every edit."""
+    return per_clip(frames, annotations, "look", lambda: camera_look(frames, annotations.mask))
+
+
 class BackgroundSwap(Perturbation):
     family = "background"
     requires = frozenset({"mask"})
@@ -223,7 +248,8 @@ class BackgroundSwap(Perturbation):
             params["image"] = str(self.images[int(rng.integers(len(self.images)))])
         return params
 
-    def scene_frames(self, frames: torch.Tensor, params: Mapping[str, Any], mask: torch.Tensor) -> torch.Tensor:
+    def scene_frames(self, frames: torch.Tensor, params: Mapping[str, Any], mask: torch.Tensor,
+                     look: CameraLook, near: torch.Tensor) -> torch.Tensor:
         t, h, w = frames.shape[:3]
         if self.scene == "sham":
             plate = fill_behind_person(frames, mask, 0.06)
@@ -236,13 +262,13 @@ class BackgroundSwap(Perturbation):
             image = scenes.make_scene(self.scene, h, w, rng=np.random.default_rng(params["scene_seed"]))
         scene = torch.from_numpy(np.ascontiguousarray(image)).to(frames.device).unsqueeze(0)
         # One scene for the clip, with fresh sensor noise on every frame.
-        return match(scene.expand(t, h, w, 3), camera_look(frames, mask), seed=params["scene_seed"],
-                     reference=frames, where=near_person(mask))
+        return match(scene.expand(t, h, w, 3), look, seed=params["scene_seed"], reference=frames, where=near)
 
     def transform(self, frames, params, annotations):
         mask = annotations.mask
-        return composite(frames, self.scene_frames(frames, params, mask), person_alpha(mask, frames=frames),
-                         plate=fill_behind_person(frames, mask, PLATE_SIGMA))
+        # What every background edit of a clip derives from the clip alone is computed once.
+        alpha, plate, look, near = _clip_terms(frames, annotations)
+        return composite(frames, self.scene_frames(frames, params, mask, look, near), alpha, plate=plate)
 
 
 class BookshelfInsert(Perturbation):
@@ -267,7 +293,7 @@ class BookshelfInsert(Perturbation):
         # The shelf stands in this room: exposed and white-balanced as the clip, as soft as the
         # wall it stands against (blurred together with it, so its edges are as soft as the
         # room's), as noisy as the rest.
-        look = camera_look(frames, annotations.mask)
+        look = clip_look(frames, annotations)
         white = torch.tensor(look.white, dtype=torch.float32, device=frames.device)
         canvas = srgb_to_linear(frames.to(torch.float32) / 255.0)
         canvas[:, top:, x0:x0 + sw] = srgb_to_linear(unit.to(torch.float32) / 255.0) * white
@@ -306,8 +332,8 @@ class BookshelfInsert(Perturbation):
         covered[ya:, xa:xb] = True
         scene = torch.where(covered.view(1, h, w, 1), scene, shaded)
         mask = annotations.mask
-        return composite(frames, scene, person_alpha(mask, frames=frames),
-                         plate=fill_behind_person(scene, mask, PLATE_SIGMA))
+        alpha = per_clip(frames, annotations, "alpha", lambda: person_alpha(mask, frames=frames))
+        return composite(frames, scene, alpha, plate=fill_behind_person(scene, mask, PLATE_SIGMA))
 
 
 _DESCRIPTIONS = {

@@ -11,6 +11,7 @@ import difflib
 import functools
 import hashlib
 import inspect
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -55,6 +56,27 @@ def as_frames(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
         raise ValueError(f"frames must be uint8 [T, H, W, 3] with T >= 1, got {frames.dtype} "
                          f"{tuple(frames.shape)}")
     return frames
+
+
+_PER_CLIP: "weakref.WeakKeyDictionary[Any, tuple[Any, int, dict[str, Any]]]" = weakref.WeakKeyDictionary()
+
+
+def per_clip(frames: torch.Tensor, annotations: Any, key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``, once per clip: what several edits derive from the same frames and
+    annotations (the person's refined alpha, the clean plate, the camera's look) is computed by
+    the first edit and reused by the others while both objects live. The key is identity, never
+    value, and the frames' in-place version counter: other frames, or these frames changed in
+    place, are computed afresh, so a reused value is never stale."""
+    try:
+        entry = _PER_CLIP.get(annotations)
+    except TypeError:  # annotations that cannot be weakly referenced: nothing is kept
+        return compute()
+    if entry is None or entry[0]() is not frames or entry[1] != frames._version:
+        entry = (weakref.ref(frames), frames._version, {})
+        _PER_CLIP[annotations] = entry
+    if key not in entry[2]:
+        entry[2][key] = compute()
+    return entry[2][key]
 
 
 def to_float(frames: torch.Tensor) -> torch.Tensor:

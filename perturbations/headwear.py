@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from .annotate import CHIN, FACE_OVAL, FOREHEAD, smooth_time
 from .base import Perturbation, register
 from .glasses import eye_geometry
-from .kernels import gaussian_blur, resize_bilinear
+from .kernels import dilate, gaussian_blur, resize_bilinear
 from .look import camera_look, face_light, linear_to_srgb, srgb_to_linear
 from .occlusion import hand_cover
 
@@ -623,7 +623,7 @@ class Headscarf(Perturbation):
         # coarse grid (a max keeps thin strands); the upsampling feathers its edge.
         grown = F.adaptive_max_pool2d(hair.unsqueeze(1), (-(-h // step), -(-w // step)))
         g = max(1, math.ceil(0.05 * hpx / step))
-        grown = resize_bilinear(F.max_pool2d(grown, 2 * g + 1, 1, g), (h, w)).squeeze(1)
+        grown = resize_bilinear(dilate(grown, g), (h, w)).squeeze(1)
         grown = torch.minimum(grown, (hair > 0).float() + _smoothstep(body, 0.0, 0.05))
         gen = torch.Generator().manual_seed(params["noise_seed"] + 2)
         plate = plate + torch.randn((hair.shape[0], h, w, 1), generator=gen).to(region.device) * (1.0 / 255)

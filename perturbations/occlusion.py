@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .annotate import HAND_BONES, MIDDLE_MCP, WRIST
-from .kernels import guided_filter
+from .kernels import dilate, guided_filter
 
 FINGER = 0.13     # finger radius, in palm lengths (wrist to the middle finger's knuckle)
 PALM = 0.42       # palm half-width
@@ -75,9 +75,8 @@ def hand_cover(annotations, frames: torch.Tensor, box: tuple[int, int, int, int]
     refined = guided_filter(guide, cover.unsqueeze(1), radius, 2e-3).squeeze(1).clamp(0, 1)
     # The filter only moves the edge: well inside the drawn hand it stays a hand, well outside
     # it nothing.
-    pool = torch.nn.functional.max_pool2d
-    grown = pool(cover.unsqueeze(1), 2 * radius + 1, 1, radius).squeeze(1)
-    inner = -pool(-cover.unsqueeze(1), 2 * radius + 1, 1, radius).squeeze(1)
+    grown = dilate(cover.unsqueeze(1), radius).squeeze(1)
+    inner = -dilate(-cover.unsqueeze(1), radius).squeeze(1)
     out = torch.where(inner >= 1, torch.ones_like(cover), torch.where(grown > 0, refined, cover))
     # Nearly all hand is all hand: a 1% trace of cloth over it would still change its pixels.
     return torch.where(out > 0.97, torch.ones_like(out), out)

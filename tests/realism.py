@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from auditkit.perturbations.kernels import dilate
 
 BORDER_LINES = 2      # the outermost rows and columns that count as "the border"
 PERSON_SLACK = 3      # the person's mask along the border, grown by this many pixels
@@ -68,7 +69,7 @@ def landmark_shift(face_mesh, original: np.ndarray, edited: np.ndarray, changed:
     after = mesh_points(face_mesh, edited)
     if after is None:
         return None
-    covered = F.max_pool2d(torch.from_numpy(changed).float()[None, None], 2 * grow + 1, 1, grow)[0, 0].numpy() > 0
+    covered = dilate(torch.from_numpy(changed).float()[None, None], grow)[0, 0].numpy() > 0
     h, w = changed.shape
     xy = np.round(before).astype(int)
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
@@ -94,7 +95,7 @@ def ring(mask: torch.Tensor, width: float = 0.12) -> np.ndarray:
     height of the person (mask > 0.5)."""
     t, h, w = mask.shape
     r = max(2, int(round(width * h)))
-    near = F.max_pool2d((mask > 0.5).float().unsqueeze(1), 2 * r + 1, 1, r).squeeze(1) > 0
+    near = dilate((mask > 0.5).float().unsqueeze(1), r).squeeze(1) > 0
     return (near & (mask < 0.05)).cpu().numpy()
 
 
