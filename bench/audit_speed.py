@@ -116,7 +116,7 @@ def audit_overhead(clips, device: torch.device, workers: int, *, cold: bool = Tr
     it measures, so a third, timed audit gives the breakdown there. Wall and CPU time are both
     kept: on a machine shared with other work the CPU-time ratio is the steadier of the two."""
     from auditkit import run_audit
-    from auditkit.core.engine import DEFAULT_MAX_SIDE
+    from auditkit.media.clips import DEFAULT_MAX_SIDE
     from auditkit.media.clips import discover
     from auditkit.perturbations.annotate import Annotator
 
