@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -168,23 +169,27 @@ def build_samples(dest: Path) -> Path:
         clip_id = f"{v.portrait}_{i:02d}_{v.framing}"
         write_video(dest / f"{clip_id}.mp4", render_clip(portraits[v.portrait], faces[v.portrait], v))
         rows.append({"clip_id": clip_id, "subject_id": v.portrait, "framing": v.framing})
+    write_metadata(dest, rows)
+    return dest
+
+
+def write_metadata(dest: Path, rows: list[dict[str, str]]) -> None:
+    """``dest/metadata.csv`` of a generated clip set: clip, person and framing per clip."""
     with open(dest / "metadata.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=["clip_id", "subject_id", "framing"])
         writer.writeheader()
         writer.writerows(rows)
-    return dest
 
 
-def sample_clips(dest: str | os.PathLike | None = None) -> Path:
-    """The folder of sample clips, built on first use. Safe when several processes race: each
+def built_once(target: Path, build: Callable[[Path], Path]) -> Path:
+    """``target``, built by ``build`` on first use. Safe when several processes race: each
     builds in a private folder and the first to rename it into place wins."""
-    target = Path(dest) if dest is not None else cache_root() / f"samples-v{SAMPLES_VERSION}"
     if (target / "metadata.csv").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".samples-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        build_samples(tmp)
+        build(tmp)
         try:
             os.replace(tmp, target)
         except OSError:
@@ -193,6 +198,12 @@ def sample_clips(dest: str | os.PathLike | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def sample_clips(dest: str | os.PathLike | None = None) -> Path:
+    """The folder of sample clips, built on first use (see :func:`built_once`)."""
+    return built_once(Path(dest) if dest is not None else cache_root() / f"samples-v{SAMPLES_VERSION}",
+                      build_samples)
 
 
 def _write_long(path: Path, index: int, size: tuple[int, int], frames: int, fps: float) -> None:

@@ -16,11 +16,8 @@ default clip set of ``auditkit run``.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +25,8 @@ import numpy as np
 
 from auditkit.contract.paths import cache_root
 
-from .samples import FPS, SECONDS, _Variant, _face_box, _head_motion, load_portraits
+from .samples import (FPS, SECONDS, _face_box, _head_motion, _Variant, built_once, load_portraits,
+                      write_metadata)
 from .video import write_video
 
 VARIANTS_VERSION = 1
@@ -280,28 +278,12 @@ def build_variants(dest: Path) -> Path:
     for name, (v, look) in VARIANTS.items():
         write_video(dest / f"{name}.mp4", render_variant(name, portraits))
         rows.append({"clip_id": name, "subject_id": v.portrait, "framing": v.framing})
-    with open(dest / "metadata.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["clip_id", "subject_id", "framing"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_metadata(dest, rows)
     return dest
 
 
 def variant_clips(dest: str | os.PathLike | None = None) -> Path:
     """The folder of variant clips, built on first use (safe when processes race, as
     :func:`auditkit.media.samples.sample_clips`)."""
-    target = Path(dest) if dest is not None else cache_root() / f"samples-variants-v{VARIANTS_VERSION}"
-    if (target / "metadata.csv").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".variants-", dir=target.parent))
-    try:
-        build_variants(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not (target / "metadata.csv").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return built_once(Path(dest) if dest is not None else cache_root() / f"samples-variants-v{VARIANTS_VERSION}",
+                      build_variants)
