@@ -29,15 +29,20 @@ def test_planted_labels_follow_the_edits(annotated_samples):
 def test_brief_training_learns_the_planted_bookshelf_effect(annotated_samples):
     clips = [c for c, _ in annotated_samples]
     anns = {c.id: a for c, a in annotated_samples}
-    samples = planted_samples(clips[:8], anns, seed=0)
-    config = TrainConfig(size=64, frames=2, epochs=5, batch_size=16, lr=2e-3, seed=0)
+    # All twelve clips (the question is whether the recipe learns the shortcut, not whether it
+    # generalises) at the demo's input size: the rendered rooms are matched to the clip, and at
+    # 64 px or from eight clips too little of the shelves survives for five epochs to learn.
+    samples = planted_samples(clips, anns, seed=0)
+    config = TrainConfig(size=112, frames=2, epochs=5, batch_size=16, lr=2e-3, seed=0)
     model, history = train(samples, config, progress=False)
     assert history["epochs"][-1]["loss"] < history["epochs"][0]["loss"]
     rater = TorchRater(model, model.trait_names, model.input, name="planted")
     result = run_audit(rater, clips, ["background:bookshelf", "background:plain"],
                        contrasts=[("background:bookshelf", "background:plain")], unit="clip", retest=False)
-    test = result.test("background:bookshelf vs background:plain", "conscientiousness")
-    assert test.verdict == "shift" and test.mean_shift > 0.05, test
+    tests = [result.test("background:bookshelf vs background:plain", trait) for trait in PLANTED["bookshelf"]]
+    # The planted traits move the planted way, and at least one is caught as a shift.
+    assert all(t.mean_shift > 0 for t in tests), tests
+    assert any(t.verdict == "shift" and t.mean_shift > 0.05 for t in tests), tests
 
 
 def test_table_lists_planted_cells_and_held_out_accuracy():

@@ -214,7 +214,7 @@ def test_second_run_does_no_annotation_work(sample_dir, constant_rater_path, tmp
     assert cold.stats["clips_annotated"] == 12 and cold.stats["frames_annotated"] == 12 * SMALL.frames
     warm = Annotator(tmp_path / "cache")  # a new process, same cache
     second = audit(str(constant_rater_path), sample_dir, edits, annotator=warm)
-    assert warm.stats == {"frames_annotated": 0, "clips_annotated": 0, "clips_cached": 12}
+    assert warm.stats == {"frames_annotated": 0, "clips_annotated": 0, "clips_cached": 12, "frames_hand_searched": 0}
     assert second.tests == first.tests
     resumed = Annotator(tmp_path / "cache")  # a resumed run with everything scored: no lookups
     audit(str(constant_rater_path), sample_dir, edits, annotator=resumed, store=tmp_path / "s.db")
