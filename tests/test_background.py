@@ -97,3 +97,23 @@ def test_same_seed_same_scene_other_seed_other_scene(annotated_samples):
     edit = perturbations.get("background:bookshelf")
     a, b, c = (edit(clip.frames, ann, seed=s).frames for s in (1, 1, 2))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_what_edits_share_per_clip_is_what_each_computes_alone(annotated_samples):
+    # The refined alpha, the clean plate, the camera's look and the region near the person are
+    # computed once per clip (the same frames object and annotations) and reused by the next
+    # background edit: every edit must give the pixels it gives when computed alone, and frames
+    # changed in place must not get the old frames' alpha.
+    names = ["background:plain", "background:bookshelf", "background:sham", "bookshelf:insert"]
+    clip, ann = annotated_samples[1]
+    shared = torch.from_numpy(clip.frames.copy())
+    together = [perturbations.get(n)(shared, ann, seed=4).frames for n in names]
+    for name, got in zip(names, together):
+        alone = perturbations.get(name)(torch.from_numpy(clip.frames.copy()), ann, seed=4).frames
+        assert torch.equal(got, alone), name
+    plain = perturbations.get("background:plain")
+    plain(shared, ann, seed=4)  # what it shares is now kept for these frames
+    shared[:, : shared.shape[1] // 2] //= 2  # in place: the version counter moves
+    darker = plain(shared, ann, seed=4).frames
+    fresh = plain(shared.clone(), ann, seed=4).frames
+    assert torch.equal(darker, fresh)
