@@ -223,16 +223,12 @@ def long_sample_clips(seconds: float = 120, size: tuple[int, int] = (1280, 720),
     from multiprocessing import get_context
 
     w, h = size
-    name = f"samples-long-v{SAMPLES_VERSION}-{seconds:g}s-{w}x{h}-{fps:g}fps"
-    target = Path(dest) if dest is not None else cache_root() / name
-    if (target / "metadata.csv").is_file():
-        return target
     if not (seconds > 0 and fps > 0 and min(size) >= 32 and workers >= 1):
         raise ValueError(f"long sample clips need seconds > 0, fps > 0, sides >= 32 and workers >= 1, "
                          f"got {seconds}, {fps}, {size}, {workers}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".samples-long-", dir=target.parent))
-    try:
+    name = f"samples-long-v{SAMPLES_VERSION}-{seconds:g}s-{w}x{h}-{fps:g}fps"
+
+    def build(tmp: Path) -> Path:
         ids = [f"{v.portrait}_{i:02d}_{v.framing}_long" for i, v in enumerate(_VARIANTS)]
         jobs = [(tmp / f"{clip_id}.mp4", i, (w, h), round(seconds * fps), fps) for i, clip_id in enumerate(ids)]
         if workers == 1:
@@ -247,16 +243,8 @@ def long_sample_clips(seconds: float = 120, size: tuple[int, int] = (1280, 720),
                     future.result()
                     if progress is not None:
                         progress(done, len(jobs), futures[future])
-        with open(tmp / "metadata.csv", "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["clip_id", "subject_id", "framing"])
-            writer.writeheader()
-            writer.writerows({"clip_id": clip_id, "subject_id": v.portrait, "framing": v.framing}
-                             for clip_id, v in zip(ids, _VARIANTS))
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not (target / "metadata.csv").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        write_metadata(tmp, [{"clip_id": clip_id, "subject_id": v.portrait, "framing": v.framing}
+                             for clip_id, v in zip(ids, _VARIANTS)])
+        return tmp
+
+    return built_once(Path(dest) if dest is not None else cache_root() / name, build)
