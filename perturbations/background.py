@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from . import scenes
 from .annotate import smooth_time
 from .base import Perturbation, per_clip, register
-from .kernels import dilate, frames_to_planes, gaussian_blur, guided_filter, planes_to_frames
-from .look import CameraLook, camera_look, linear_to_srgb, srgb_to_linear
+from .kernels import dilate, frames_to_planes, gaussian_blur, guided_filter, planes_to_frames, resize_bilinear
+from .look import CameraLook, clip_look, linear_to_srgb, srgb_to_linear
 
 INSIDE = 0.99            # mask value from which a pixel belongs to the person, untouched
 FEATHER = 0.004          # feather sigma, as a fraction of the frame's longer side
@@ -56,18 +56,28 @@ def person_alpha(mask: torch.Tensor, feather: float = FEATHER,
     core = ((mask - EDGE_LOW) / (EDGE_HIGH - EDGE_LOW)).clamp(0, 1)
     soft = gaussian_blur(core.unsqueeze(1), max(0.8, feather * max(h, w))).squeeze(1).clamp(0, 1)
     if frames is not None:
-        guide = frames.permute(0, 3, 1, 2).to(torch.float32) / 255.0
         radius = max(2, round(GUIDE_RADIUS * max(h, w)))
-        # At full resolution: the local models fitted on a coarser grid leave stair steps along
-        # a long diagonal edge such as a shoulder.
-        snapped = guided_filter(guide, soft.unsqueeze(1), radius, GUIDE_EPS)
-        # A touch of blur: the filter's local models meet in faint steps along a long edge.
-        snapped = gaussian_blur(snapped, 0.6).squeeze(1)
         # Only the edge band moves: far from it the feathered mask stands (the filter can leak
         # along a long edge of the same colour on both sides).
-        band = (soft > 0.002) & (soft < 0.998)
-        band = dilate(band.float().unsqueeze(1), radius).squeeze(1) > 0
-        refined = torch.where(band, snapped.clamp(0, 1), soft)
+        edge = (soft > 0.002) & (soft < 0.998)
+        band = dilate(edge.float().unsqueeze(1), radius).squeeze(1) > 0
+        refined = soft.clone()
+        rows, cols = edge.any(0).any(1).nonzero(), edge.any(0).any(0).nonzero()
+        if rows.numel():
+            # The filter runs on the box round every frame's edge band, with a margin its two
+            # window means and the blur below reach across: inside the band the values are
+            # those of the whole frame, at a fraction of the cost.
+            m = 3 * radius + 4
+            y0, y1 = max(0, int(rows.min()) - m), min(h, int(rows.max()) + 1 + m)
+            x0, x1 = max(0, int(cols.min()) - m), min(w, int(cols.max()) + 1 + m)
+            guide = frames[:, y0:y1, x0:x1].permute(0, 3, 1, 2).to(torch.float32) / 255.0
+            # At full resolution: the local models fitted on a coarser grid leave stair steps
+            # along a long diagonal edge such as a shoulder.
+            snapped = guided_filter(guide, soft[:, y0:y1, x0:x1].unsqueeze(1), radius, GUIDE_EPS)
+            # A touch of blur: the filter's local models meet in faint steps along a long edge.
+            snapped = gaussian_blur(snapped, 0.6).squeeze(1)
+            inside = band[:, y0:y1, x0:x1]
+            refined[:, y0:y1, x0:x1] = torch.where(inside, snapped.clamp(0, 1), soft[:, y0:y1, x0:x1])
         # Sampled frames are far apart: a light [1, 2, 1] filter over time keeps the edge from
         # flickering without lagging behind a move.
         soft = torch.from_numpy(smooth_time(refined.cpu().numpy())).to(mask.device)
@@ -132,10 +142,13 @@ def harmonise(x: torch.Tensor, reference: torch.Tensor, where: torch.Tensor, *, 
     log; darker by a gain, brighter by a power curve that lifts the shadows and never clips the
     highlights), then its mean chroma by a shift (``colour``). The original background tells the
     clip's exposure and white balance: a new background keeps its own content and contrast, but
-    not a brightness or a colour cast the room around the person did not have."""
+    not a brightness or a colour cast the room around the person did not have. ``x`` may be one
+    frame standing for all of them (a still scene): it is measured as if repeated, and moved
+    once."""
     if int(where.sum()) < 50:
         return x
-    ref, cur = _ycc_mean(reference, where), _ycc_mean(x, where)
+    seen = x.expand(reference.shape)
+    ref, cur = _ycc_mean(reference, where), _ycc_mean(seen, where)
     target = float(cur[0].clamp(min=1e-3)) * float((ref[0].clamp(min=1e-3) / cur[0].clamp(min=1e-3)) ** tone)
     if target <= float(cur[0]):
         # Darker: a gain (it cannot clip).
@@ -144,7 +157,7 @@ def harmonise(x: torch.Tensor, reference: torch.Tensor, where: torch.Tensor, *, 
         # Brighter: a power curve that lifts the shadows and never clips a highlight; its
         # exponent by bisection (the mean of x^g falls as g grows).
         lo, hi = 0.2, 1.0
-        sample = x[where][:: max(1, int(where.sum()) // 20000)].clamp(0, 1).double()
+        sample = seen[where][:: max(1, int(where.sum()) // 20000)].clamp(0, 1).double()
         weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64, device=x.device)
         for _ in range(24):
             g = 0.5 * (lo + hi)
@@ -153,7 +166,7 @@ def harmonise(x: torch.Tensor, reference: torch.Tensor, where: torch.Tensor, *, 
             else:
                 hi = g
         x = x.clamp(0, 1) ** (0.5 * (lo + hi))
-    cur = _ycc_mean(x, where)
+    cur = _ycc_mean(x.expand(reference.shape), where)
     dcb, dcr = (float(v) * colour for v in (ref[1:] - cur[1:]))
     shift = torch.tensor([1.403 * dcr, -0.344 * dcb - 0.714 * dcr, 1.773 * dcb], dtype=x.dtype, device=x.device)
     return x + shift
@@ -165,7 +178,8 @@ def match(scene: torch.Tensor, look: CameraLook, *, blur: float | None = None,
     white wall near 255) taken into this clip's camera: its white balance and exposure (scaled by
     the clip's white), its background blur (added to the scene's own) and its sensor noise (fresh
     per frame). With ``reference`` frames and a region ``where``, it is then brought to the
-    original background's tone and colour there (:func:`harmonise`)."""
+    original background's tone and colour there (:func:`harmonise`). A still scene is one frame
+    (``N`` = 1): it is taken into the camera once and gets a frame of noise per reference frame."""
     x = srgb_to_linear(scene.to(torch.float32) / 255.0)
     x = x * torch.tensor(look.white, dtype=torch.float32, device=scene.device)
     extra = _extra_blur(look, tuple(scene.shape[1:3]), blur)
@@ -174,6 +188,8 @@ def match(scene: torch.Tensor, look: CameraLook, *, blur: float | None = None,
     out = linear_to_srgb(x)
     if reference is not None and where is not None:
         out = harmonise(out, reference.to(torch.float32) / 255.0, where)
+    if reference is not None:
+        out = out.expand(reference.shape)
     add = _noise_to_add(look, extra)
     if add > 0:
         out = out + _grain(out.shape, add, seed, out.device)
@@ -186,15 +202,22 @@ def composite(frames: torch.Tensor, scene: torch.Tensor, alpha: torch.Tensor,
     With ``plate`` (the original background behind the person, uint8 like ``frames``), edge
     pixels lose the old background's colour first (``F = (I - (1 - a) B) / a``): without it a
     blue wall leaves a blue fringe round the hair on the new one."""
-    a = alpha.unsqueeze(-1)
-    fg = frames.to(torch.float32)
+    # Only the edge band mixes: inside the person the frame stays, outside it the scene is taken
+    # as it is (the same pixels the mix gives at alpha 0 and 1, without computing it everywhere).
+    out = torch.where((alpha >= 1.0).unsqueeze(-1), frames, scene.expand_as(frames))
+    edge = (alpha > 0) & (alpha < 1.0)
+    if not bool(edge.any()):
+        return out
+    a = alpha[edge].unsqueeze(-1)
+    fg = frames[edge].to(torch.float32)
     if plate is not None:
-        unmixed = ((fg - (1 - a) * plate.to(torch.float32)) / a.clamp(min=1e-3)).clamp_(0, 255)
+        unmixed = ((fg - (1 - a) * plate[edge].to(torch.float32)) / a.clamp(min=1e-3)).clamp_(0, 255)
         # Where the person is only a trace, the estimate is noise: keep the frame there.
         trust = ((a - 0.05) / 0.25).clamp(0, 1)
         fg = fg + (unmixed - fg) * trust
-    out = (fg * a + scene.to(torch.float32) * (1 - a)).round_().clamp_(0, 255)
-    return torch.where(a >= 1.0, frames, out.to(torch.uint8))
+    mixed = fg * a + scene.expand_as(frames)[edge].to(torch.float32) * (1 - a)
+    out[edge] = mixed.round_().clamp_(0, 255).to(torch.uint8)
+    return out
 
 
 def fill_behind_person(frames: torch.Tensor, mask: torch.Tensor, sigma_frac: float) -> torch.Tensor:
@@ -204,11 +227,27 @@ def fill_behind_person(frames: torch.Tensor, mask: torch.Tensor, sigma_frac: flo
     x = frames_to_planes(frames)
     weight = (1.0 - mask).clamp(0, 1).unsqueeze(1)
     sigma = max(1.0, sigma_frac * max(h, w))
-    num = gaussian_blur(x * weight, sigma)
-    den = gaussian_blur(weight, sigma)
-    # Where no background is near (a frame filled by the person), use the frame's background mean.
-    mean = (x * weight).sum(dim=(2, 3), keepdim=True) / weight.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-    fill = torch.where(den > 1e-3, num / den.clamp_min(1e-6), mean)
+    # Numerator and weight blurred together, divided, then brought back to full size once (a
+    # wide blur is computed on a coarser grid anyway, see gaussian_blur).
+    step = int(sigma // 3) if sigma >= 6 else 1
+    if step > 1 and min(h, w) // step < 8:
+        step = 1
+    both = torch.cat([x * weight, weight], 1)
+    if step > 1:
+        both = F.interpolate(both, size=(h // step, w // step), mode="area")
+    both = gaussian_blur(both, sigma / step)
+    num, den = both[:, :3], both[:, 3:]
+    fill = num / den.clamp_min(1e-6)
+    far = den <= 1e-3
+    if bool(far.any()):
+        # Where no background is near (a frame filled by the person), the frame's background
+        # mean (summed in float64: the same whatever the thread count).
+        w64 = weight.double()
+        mean = ((x.double() * w64).sum(dim=(2, 3), keepdim=True)
+                / w64.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)).float()
+        fill = torch.where(far, mean, fill)
+    if step > 1:
+        fill = resize_bilinear(fill, (h, w))
     return planes_to_frames(fill)
 
 
@@ -220,11 +259,6 @@ def _clip_terms(frames: torch.Tensor, annotations: Any) -> tuple[torch.Tensor, t
             per_clip(frames, annotations, "plate", lambda: fill_behind_person(frames, mask, PLATE_SIGMA)),
             clip_look(frames, annotations),
             per_clip(frames, annotations, "near", lambda: near_person(mask)))
-
-
-def clip_look(frames: torch.Tensor, annotations: Any) -> CameraLook:
-    """The clip's :func:`camera_look` with its person mask, once per clip for every edit."""
-    return per_clip(frames, annotations, "look", lambda: camera_look(frames, annotations.mask))
 
 
 class BackgroundSwap(Perturbation):
@@ -262,7 +296,7 @@ class BackgroundSwap(Perturbation):
             image = scenes.make_scene(self.scene, h, w, rng=np.random.default_rng(params["scene_seed"]))
         scene = torch.from_numpy(np.ascontiguousarray(image)).to(frames.device).unsqueeze(0)
         # One scene for the clip, with fresh sensor noise on every frame.
-        return match(scene.expand(t, h, w, 3), look, seed=params["scene_seed"], reference=frames, where=near)
+        return match(scene, look, seed=params["scene_seed"], reference=frames, where=near)
 
     def transform(self, frames, params, annotations):
         mask = annotations.mask
@@ -295,26 +329,28 @@ class BookshelfInsert(Perturbation):
         # room's), as noisy as the rest.
         look = clip_look(frames, annotations)
         white = torch.tensor(look.white, dtype=torch.float32, device=frames.device)
-        canvas = srgb_to_linear(frames.to(torch.float32) / 255.0)
-        canvas[:, top:, x0:x0 + sw] = srgb_to_linear(unit.to(torch.float32) / 255.0) * white
         extra = _extra_blur(look, (h, w), None)
         margin = int(np.ceil(3 * extra)) + 1 if extra > 0.3 else 0
+        # Everything below happens in the shelf's footprint and the blur's margin round it: the
+        # rest of the room is the frames' own.
         ya, xa, xb = max(0, top - margin), max(0, x0 - margin), min(w, x0 + sw + margin)
+        room = frames[:, ya:, xa:xb]
+        shelf = (slice(None), slice(top - ya, None), slice(x0 - xa, x0 - xa + sw))
+        canvas = srgb_to_linear(room.to(torch.float32) / 255.0)
+        canvas[shelf] = srgb_to_linear(unit.to(torch.float32) / 255.0) * white
         if margin:
-            part = canvas[:, ya:, xa:xb].permute(0, 3, 1, 2)
-            canvas[:, ya:, xa:xb] = gaussian_blur(part, extra).permute(0, 2, 3, 1)
+            canvas = gaussian_blur(canvas.permute(0, 3, 1, 2), extra).permute(0, 2, 3, 1)
         canvas = linear_to_srgb(canvas)
         # Against the wall it stands on: mostly its tone, and its colour cast (a shelf is a
         # little darker than a white wall, but lit by the same lamp).
-        footprint = torch.zeros((t, h, w), dtype=torch.bool, device=frames.device)
-        footprint[:, top:, x0:x0 + sw] = True
-        background = footprint & (annotations.mask < 0.05)
-        harmonised = harmonise(canvas, frames.to(torch.float32) / 255.0, background, tone=0.85)
+        footprint = torch.zeros(canvas.shape[:3], dtype=torch.bool, device=frames.device)
+        footprint[shelf] = True
+        background = footprint & (annotations.mask[:, ya:, xa:xb] < 0.05)
+        harmonised = harmonise(canvas, room.to(torch.float32) / 255.0, background, tone=0.85)
         canvas = torch.where(footprint.unsqueeze(-1), harmonised, canvas)
         canvas = canvas + _grain(canvas.shape, _noise_to_add(look, extra), params["scene_seed"], frames.device)
-        canvas = (canvas * 255.0).round_().clamp_(0, 255).to(torch.uint8)
         scene = frames.clone()
-        scene[:, ya:, xa:xb] = canvas[:, ya:, xa:xb]
+        scene[:, ya:, xa:xb] = (canvas * 255.0).round_().clamp_(0, 255).to(torch.uint8)
         # A soft contact shadow on the wall along the shelf's inner edge and above it.
         xs = torch.arange(w, device=frames.device, dtype=torch.float32)
         ys = torch.arange(h, device=frames.device, dtype=torch.float32)

@@ -34,7 +34,7 @@ import torch
 
 from .annotate import (LEFT_EYE_INNER, LEFT_EYE_OUTER, LEFT_IRIS, LEFT_TEMPLE, NOSE_BRIDGE,
                        RIGHT_EYE_INNER, RIGHT_EYE_OUTER, RIGHT_IRIS, RIGHT_TEMPLE, smooth_time)
-from .look import camera_look, face_light, linear_to_srgb, srgb_to_linear
+from .look import clip_light, clip_look, linear_to_srgb, srgb_to_linear
 from .occlusion import hand_cover
 from .base import Perturbation, register
 
@@ -143,11 +143,9 @@ class Glasses(Perturbation):
             return out
         dev = frames.device
         s = self.style
-        look = camera_look(frames)
-        light = face_light(frames, annotations.landmarks)
+        look = clip_look(frames, annotations)
+        light = clip_light(frames, annotations)
         blur = look.person_blur if math.isfinite(look.person_blur) else 0.8
-        if not math.isfinite(look.person_blur):
-            blur = 0.8
         parts = self._render(geo, params, x0, y0, x1, y1, light, max(1.0, 1.4 * blur),
                              outline=self._outline(annotations.landmarks))
         white = torch.tensor(look.white, device=dev, dtype=torch.float32)

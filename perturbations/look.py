@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .annotate import CHIN, FOREHEAD
+from .base import per_clip
 from .kernels import gaussian_blur
 
 # Landmarks on skin of even albedo (forehead, cheeks, nose, chin, jaw; no eyes, brows or lips).
@@ -245,3 +246,15 @@ def face_light(frames: torch.Tensor, landmarks: torch.Tensor) -> FaceLight:
         return default_light()
     c0 = max(c0, 0.15 * frontal)
     return FaceLight(c0=c0, c=(cx, cy, frontal - c0))
+
+
+def clip_look(frames: torch.Tensor, annotations) -> CameraLook:
+    """The clip's :func:`camera_look` (with its person mask when the annotations have one),
+    computed once per clip for every edit that draws into it (``per_clip``)."""
+    mask = getattr(annotations, "mask", None)
+    return per_clip(frames, annotations, "look", lambda: camera_look(frames, mask))
+
+
+def clip_light(frames: torch.Tensor, annotations) -> FaceLight:
+    """The clip's :func:`face_light`, once per clip for every edit that draws on the face."""
+    return per_clip(frames, annotations, "light", lambda: face_light(frames, annotations.landmarks))

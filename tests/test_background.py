@@ -117,3 +117,24 @@ def test_what_edits_share_per_clip_is_what_each_computes_alone(annotated_samples
     darker = plain(shared, ann, seed=4).frames
     fresh = plain(shared.clone(), ann, seed=4).frames
     assert torch.equal(darker, fresh)
+
+
+def test_the_alpha_refined_in_the_edge_band_box_is_the_whole_frames_refinement(annotated_samples):
+    # The guided filter runs only on the box round the edge band (with the margin its window
+    # means reach across); inside the band the alpha must be that of the whole frame.
+    from auditkit.perturbations import background as bg
+    from auditkit.perturbations.annotate import smooth_time
+    from auditkit.perturbations.kernels import dilate, gaussian_blur, guided_filter
+
+    for clip, ann in annotated_samples[::3]:
+        frames, mask = torch.from_numpy(clip.frames), ann.mask
+        h, w = mask.shape[1:]
+        core = ((mask - bg.EDGE_LOW) / (bg.EDGE_HIGH - bg.EDGE_LOW)).clamp(0, 1)
+        soft = gaussian_blur(core.unsqueeze(1), max(0.8, bg.FEATHER * max(h, w))).squeeze(1).clamp(0, 1)
+        radius = max(2, round(bg.GUIDE_RADIUS * max(h, w)))
+        guide = frames.permute(0, 3, 1, 2).float() / 255.0
+        snapped = gaussian_blur(guided_filter(guide, soft.unsqueeze(1), radius, bg.GUIDE_EPS), 0.6).squeeze(1)
+        band = dilate(((soft > 0.002) & (soft < 0.998)).float().unsqueeze(1), radius).squeeze(1) > 0
+        whole = torch.from_numpy(smooth_time(torch.where(band, snapped.clamp(0, 1), soft).numpy()))
+        whole = torch.where(mask >= INSIDE, torch.ones_like(whole), whole)
+        assert torch.equal(person_alpha(mask, frames=frames), whole), clip.id

@@ -1,0 +1,64 @@
+"""The image kernels the edits share: the values of the textbook operation, and the same bits
+whatever the number of threads (an edit's pixels must not depend on the machine or the Ray actor)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from auditkit.perturbations.kernels import SLICED_BOX, box_mean, dilate, resize_bilinear
+
+
+def _threads(n: int, fn):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _box_reference(x: np.ndarray, r: int) -> np.ndarray:
+    """The clipped-window mean, pixel by pixel, in float64."""
+    n, c, h, w = x.shape
+    out = np.empty_like(x, dtype=np.float64)
+    for i in range(h):
+        for j in range(w):
+            win = x[:, :, max(0, i - r):i + r + 1, max(0, j - r):j + r + 1]
+            out[:, :, i, j] = win.mean(axis=(2, 3))
+    return out
+
+
+@pytest.mark.parametrize("radius", [1, 3, SLICED_BOX, SLICED_BOX + 3])
+def test_box_mean_is_the_clipped_window_mean_on_both_paths(radius):
+    x = torch.rand(2, 3, 23, 31, generator=torch.Generator().manual_seed(radius))
+    got = box_mean(x, radius)
+    assert got.dtype == x.dtype
+    np.testing.assert_allclose(got.numpy(), _box_reference(x.double().numpy(), radius), atol=2e-6)
+
+
+@pytest.mark.parametrize("radius", [3, SLICED_BOX + 4])
+def test_box_mean_and_resize_do_not_depend_on_the_thread_count(radius):
+    x = torch.rand(4, 13, 120, 160, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(_threads(1, lambda: box_mean(x, radius)), _threads(2, lambda: box_mean(x, radius)))
+    up = lambda: resize_bilinear(x, (241, 333))  # noqa: E731
+    assert torch.equal(_threads(1, up), _threads(2, up))
+
+
+def test_resize_is_torch_bilinear_with_half_pixel_centres():
+    x = torch.rand(2, 3, 17, 29, generator=torch.Generator().manual_seed(2))
+    for size in ((34, 58), (40, 23), (9, 64)):
+        got = resize_bilinear(x, size)
+        assert got.shape == (2, 3, *size) and got.is_contiguous()
+        ref = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)  # float32 rounding: same values
+
+
+@pytest.mark.parametrize("radius", [1, 4, 11])
+def test_dilate_is_the_square_window_maximum_and_erodes_by_negation(radius):
+    x = (torch.rand(3, 2, 40, 57, generator=torch.Generator().manual_seed(radius)) > 0.97).float()
+    k = 2 * radius + 1
+    assert torch.equal(dilate(x, radius), F.max_pool2d(x, k, 1, radius))
+    assert torch.equal(-dilate(-x, radius), -F.max_pool2d(-x, k, 1, radius))
