@@ -14,6 +14,15 @@ from auditkit.raters import InputSpec, save_torchscript
 
 SMALL = InputSpec(size=(64, 64), frames=4)
 
+# Under pytest-xdist (`-n 2`, as .ci/run runs the suite) two workers share the machine's cores:
+# each computes on one thread, and so do the processes its tests start (two processes of two
+# OpenMP threads each on two cores spin against each other and run many times slower).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_var] = "1"
+    torch.set_num_threads(1)
+
 try:
     from hypothesis import HealthCheck, settings
 except ImportError:  # a dev extra; only the property tests need it
@@ -52,10 +61,27 @@ class ConstantRater(nn.Module):
         return torch.full((x.shape[0], 5), 0.5)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The slow end-to-end tests first (stable order otherwise): on two workers the minutes-long
+    # ones then run side by side at the start, and the many short ones fill in behind them,
+    # instead of one long test starting last and running alone.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder of this test run, one for every xdist worker (their base folders are siblings):
+    what one worker builds or annotates, the other finds. Writers into it replace whole files
+    atomically, so workers may race."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if XDIST_WORKER else base) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     # Tests never read or write the user's cache; subprocesses inherit the variable.
-    os.environ["AUDITKIT_CACHE"] = str(tmp_path_factory.mktemp("auditkit-cache"))
+    os.environ["AUDITKIT_CACHE"] = str(_shared_dir(tmp_path_factory, "auditkit-cache"))
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +124,7 @@ def frames() -> torch.Tensor:
 def annotator(tmp_path_factory: pytest.TempPathFactory):
     from auditkit.perturbations.annotate import Annotator
 
-    return Annotator(tmp_path_factory.mktemp("annotations"))
+    return Annotator(_shared_dir(tmp_path_factory, "annotations"))
 
 
 @pytest.fixture(scope="session")

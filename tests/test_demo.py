@@ -26,6 +26,7 @@ def test_planted_labels_follow_the_edits(annotated_samples):
         PLANTED["bookshelf"]["conscientiousness"] + PLANTED["glasses"]["conscientiousness"])
 
 
+@pytest.mark.slow
 def test_brief_training_learns_the_planted_bookshelf_effect(annotated_samples):
     clips = [c for c, _ in annotated_samples]
     anns = {c.id: a for c, a in annotated_samples}

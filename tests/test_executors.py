@@ -21,6 +21,9 @@ from conftest import SMALL, BrightnessRater
 # "inconclusive" with people as the unit.
 PLAIN = {"unit": "clip", "retest": False}
 
+# One Ray at a time on this machine: every Ray test runs on the same xdist worker, in turn.
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 def audit(*args, **kwargs):
     return run_audit(*args, **{**PLAIN, **kwargs})

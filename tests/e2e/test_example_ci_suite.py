@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def test_example_ci_suite_passes_and_lists_every_verdict(tmp_path, sample_dir):
                           cwd=project, env=env, capture_output=True, text=True, timeout=600)
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
-    assert "plugins: auditkit" in out
+    assert re.search(r"^plugins: (.*, )?auditkit-", out, re.M), out  # loaded through its entry point
     for name in ("glasses:thick / conscientiousness", "background:bookshelf / extraversion",
                  "lighting:dim / neuroticism"):
         assert f"fairness.audit.toml::{name} PASSED" in out

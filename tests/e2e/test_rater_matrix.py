@@ -24,7 +24,8 @@ from auditkit.raters import InputSpec, TorchRater, load_rater, save_torchscript
 from conftest import SMALL, BrightnessRater
 from test_http_rater import Vendor, describe
 
-pytestmark = pytest.mark.slow
+# One Ray at a time on this machine: every Ray test runs on the same xdist worker, in turn.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 EDITS = ["lighting:dim", "background:plain"]
 EXECUTORS = {"local, in process": {"executor": "local", "workers": 0},
              "local, 2 workers": {"executor": "local", "workers": 2},

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.slow
+# One Ray at a time on this machine: every Ray test runs on the same xdist worker, in turn.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 RAY = str(Path(sys.executable).with_name("ray"))
 EDITS = "lighting:dim,background:plain"
 
