@@ -62,6 +62,31 @@ def test_factory_from_file_and_from_module(tmp_path, monkeypatch):
     assert isinstance(wrapped, TorchRater) and wrapped.trait_names == OCEAN
 
 
+def test_a_rater_sent_to_a_worker_leaves_no_copy_of_its_file_behind(tmp_path, monkeypatch, brightness_rater_path):
+    # A worker loads the rater from bytes written to a temporary file; the file must go once
+    # loaded (a leak there left a copy of the user's weights per audit per worker).
+    import tempfile
+
+    from auditkit.raters.travel import source_of
+
+    (tmp_path / "factory.py").write_text(textwrap.dedent("""
+        from auditkit.raters import load_rater
+
+        def make():
+            return load_rater(%r)
+    """ % str(brightness_rater_path)))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    for spec in (str(brightness_rater_path), f"{tmp_path / 'factory.py'}:make"):
+        source = source_of(spec, load_rater(spec))
+        assert source.payload is not None, spec
+        loaded = source.load()
+        assert loaded.name == spec
+        torch.testing.assert_close(loaded(_batch(level=0.25))[0], torch.tensor([0.25, 0.75, 0.125, 0.25, 0.375]))
+        assert list(scratch.iterdir()) == [], spec
+
+
 @pytest.mark.parametrize("spec,message", [
     ("missing.pt", "file does not exist"),
     ("nonsense", "does not resolve"),

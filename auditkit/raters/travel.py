@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,10 +48,16 @@ class RaterSource:
         if self.payload is None:
             rater = load_rater(self.spec, device=device)
         else:
+            # The copy lives only while it loads: every kind reads its file whole when loaded (a
+            # factory file is imported), and a worker that loads a rater per audit must not leave
+            # a copy of the user's weights behind each time.
             folder = Path(tempfile.mkdtemp(prefix="auditkit-rater-"))
-            path = folder / (self.filename or "rater")
-            path.write_bytes(self.payload)
-            rater = load_rater(f"{path}:{self.attr}" if self.attr else str(path), device=device)
+            try:
+                path = folder / (self.filename or "rater")
+                path.write_bytes(self.payload)
+                rater = load_rater(f"{path}:{self.attr}" if self.attr else str(path), device=device)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
         try:
             rater.name = self.spec  # what the user called it, not the copy's temporary path
             if self.identity:
