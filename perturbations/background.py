@@ -367,9 +367,10 @@ class BookshelfInsert(Perturbation):
         covered = torch.zeros(h, w, dtype=torch.bool, device=frames.device)
         covered[ya:, xa:xb] = True
         scene = torch.where(covered.view(1, h, w, 1), scene, shaded)
-        mask = annotations.mask
-        alpha = per_clip(frames, annotations, "alpha", lambda: person_alpha(mask, frames=frames))
-        return composite(frames, scene, alpha, plate=fill_behind_person(scene, mask, PLATE_SIGMA))
+        # The person's edge pixels are unmixed from the wall the camera saw behind them (the
+        # clip's own clean plate, shared with the swaps), not from the shelf drawn there now.
+        alpha, plate, _, _ = _clip_terms(frames, annotations)
+        return composite(frames, scene, alpha, plate=plate)
 
 
 _DESCRIPTIONS = {
