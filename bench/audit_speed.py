@@ -2,9 +2,11 @@
 
 Prints, in one run:
 - the harness overhead ratio: wall time of a whole audit with a warm annotation cache divided by
-  the time of the rater's forward passes alone, replayed on tensors of the same shapes outside
-  the audit (reference regressor: resnet18, 224 px, 16 frames, the 12 sample clips, 10 edits),
-  and where the warm audit's time goes (decode, annotation, edits, rater inputs, rater);
+  the time of the rater's forward passes alone, on tensors of the same shapes (reference
+  regressor: resnet18, 224 px, 16 frames, the 12 sample clips, 10 edits) — paired (each call
+  replayed alone right after it, in the same minutes, the replays taken off the audit's time:
+  the figure to quote on a machine whose speed drifts) and replayed after the audit — and where
+  the warm audit's time goes (decode, annotation, edits, rater inputs, rater);
 - frames per second through the rater, and the cold- versus warm-cache wall time;
 - the long-clip row: the same twelve people as two-minute 720p clips at 30 fps (written once
   into $AUDITKIT_CACHE, minutes the first time): decode time per clip and the overhead ratio on
@@ -38,22 +40,45 @@ MEMORY_EDITS = ["lighting:dim", "glasses:thick", "background:plain"]
 
 
 class TimedRater:
-    """The reference rater, recording each call's input shape and the time spent inside it."""
+    """The reference rater, recording each call's input shape and the time spent inside it.
 
-    def __init__(self, inner) -> None:
+    With ``replay``, every call is run a second time right after, alone, on random inputs of the
+    same shape: the forward passes alone, measured in the same minutes as the audit itself (on a
+    shared machine whose speed drifts by tens of percent from one minute to the next, a replay
+    after the audit compares two different machines). The audit's own time is then its wall
+    time less the replays'."""
+
+    def __init__(self, inner, replay: bool = False) -> None:
         self.inner = inner
         self.trait_names, self.input, self.name = inner.trait_names, inner.input, "reference"
         self.identity = inner.identity
         self.shapes: list[tuple[int, ...]] = []
         self.seconds = 0.0
+        self.replay = replay
+        self.replayed = 0.0          # the replayed forward passes
+        self.replay_wall = 0.0       # the replays with their inputs: to take off the audit's wall
+        self.replay_cpu = 0.0
+
+    def _sync(self, x: torch.Tensor) -> None:
+        if x.is_cuda:
+            torch.cuda.synchronize()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         start = time.perf_counter()
         out = self.inner(x)
-        if x.is_cuda:
-            torch.cuda.synchronize()
+        self._sync(x)
         self.seconds += time.perf_counter() - start
         self.shapes.append(tuple(x.shape))
+        if self.replay:
+            cpu, begin = _cpu_seconds(), time.perf_counter()
+            twin = torch.rand_like(x)
+            self._sync(x)
+            start = time.perf_counter()
+            self.inner(twin)
+            self._sync(x)
+            self.replayed += time.perf_counter() - start
+            self.replay_wall += time.perf_counter() - begin
+            self.replay_cpu += _cpu_seconds() - cpu
         return out
 
 
@@ -129,7 +154,7 @@ def audit_overhead(clips, device: torch.device, workers: int, *, cold: bool = Tr
                 annotator.annotate_clip(source.read(16, DEFAULT_MAX_SIDE))
             figures["warm_up"] = time.perf_counter() - start
         for label in ("cold", "warm") if cold else ("warm",):
-            rater = TimedRater(reference_rater(device))
+            rater = TimedRater(reference_rater(device), replay=label == "warm")
             timed = TimedExecutor(workers) if (label == "warm" and device.type == "cpu") else None
             cpu, start = _cpu_seconds(), time.perf_counter()
             result = run_audit(rater, clips, EDITS, device=str(device), annotator=annotator, workers=workers,
@@ -137,8 +162,15 @@ def audit_overhead(clips, device: torch.device, workers: int, *, cold: bool = Tr
             figures[label] = time.perf_counter() - start
             figures[f"{label}_cpu"] = _cpu_seconds() - cpu
             figures[f"{label}_rater"] = rater.seconds
+            if rater.replay:
+                figures["paired_alone"] = rater.replayed
+                figures["paired_ratio"] = (figures[label] - rater.replay_wall) / rater.replayed
+                figures["paired_cpu_ratio"] = (figures[f"{label}_cpu"] - rater.replay_cpu) / rater.replay_cpu
+                figures[label] -= rater.replay_wall
+                figures[f"{label}_cpu"] -= rater.replay_cpu
             if timed is not None:
-                figures["stages"] = timed.seconds
+                figures["stages"] = dict(timed.seconds)
+                figures["stages"]["rater"] = figures["stages"].get("rater", 0.0) - rater.replay_wall
         if device.type != "cpu":
             timed = TimedExecutor(workers)
             start = time.perf_counter()
@@ -194,7 +226,10 @@ def overhead(device: torch.device, workers: int, ray_actors: int = 0) -> dict:
               f"rater, {frames / wall:7.1f} frames/s")
     warm = figures["warm"]
     print(f"  rater forward passes alone (same shapes, replayed): {alone:.2f} s = {frames / alone:.1f} frames/s")
-    print(f"  harness overhead ratio (warm audit wall / forward alone): {warm / alone:.3f}")
+    print(f"  harness overhead ratio, paired (each rater call of the warm audit replayed alone right after "
+          f"it, the replays taken off its wall time): {figures['paired_ratio']:.3f} wall, "
+          f"{figures['paired_cpu_ratio']:.3f} CPU time ({figures['paired_alone']:.2f} s of forward passes alone)")
+    print(f"  harness overhead ratio (warm audit wall / forward alone replayed after it): {warm / alone:.3f}")
     print(f"  CPU-time ratio (warm audit, this process and its workers / forward alone): {figures['cpu_ratio']:.3f} "
           f"({figures['warm_cpu']:.1f} / {figures['alone_cpu']:.1f} CPU s; steadier than wall time on a busy machine)")
     print(f"  cold - warm cache: {figures['cold'] - warm:.2f} s for {result.n_clips} clips "
