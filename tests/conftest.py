@@ -69,9 +69,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
-    """A folder of this test run, one for every xdist worker (their base folders are siblings):
-    what one worker builds or annotates, the other finds. Writers into it replace whole files
-    atomically, so workers may race."""
+    """A folder of this test run that every xdist worker shares (their base folders are
+    siblings): what one worker builds or annotates, the other finds. Writers into it replace
+    whole files atomically, so workers may race."""
     base = tmp_path_factory.getbasetemp()
     path = (base.parent if XDIST_WORKER else base) / name
     path.mkdir(parents=True, exist_ok=True)
