@@ -32,7 +32,7 @@ from . import scenes
 from .annotate import smooth_time
 from .base import Perturbation, per_clip, register
 from .kernels import dilate, frames_to_planes, gaussian_blur, guided_filter, planes_to_frames, resize_bilinear
-from .look import CameraLook, clip_look, linear_to_srgb, srgb_to_linear
+from .look import CameraLook, clip_look, linear_to_srgb, srgb8_to_linear
 
 INSIDE = 0.99            # mask value from which a pixel belongs to the person, untouched
 FEATHER = 0.004          # feather sigma, as a fraction of the frame's longer side
@@ -180,7 +180,7 @@ def match(scene: torch.Tensor, look: CameraLook, *, blur: float | None = None,
     per frame). With ``reference`` frames and a region ``where``, it is then brought to the
     original background's tone and colour there (:func:`harmonise`). A still scene is one frame
     (``N`` = 1): it is taken into the camera once and gets a frame of noise per reference frame."""
-    x = srgb_to_linear(scene.to(torch.float32) / 255.0)
+    x = srgb8_to_linear(scene)
     x = x * torch.tensor(look.white, dtype=torch.float32, device=scene.device)
     extra = _extra_blur(look, tuple(scene.shape[1:3]), blur)
     if extra > 0.3:
@@ -205,18 +205,25 @@ def composite(frames: torch.Tensor, scene: torch.Tensor, alpha: torch.Tensor,
     # Only the edge band mixes: inside the person the frame stays, outside it the scene is taken
     # as it is (the same pixels the mix gives at alpha 0 and 1, without computing it everywhere).
     out = torch.where((alpha >= 1.0).unsqueeze(-1), frames, scene.expand_as(frames))
-    edge = (alpha > 0) & (alpha < 1.0)
-    if not bool(edge.any()):
+    # The band's pixels by flat index (a boolean mask would be searched again at every use).
+    where = ((alpha > 0) & (alpha < 1.0)).view(-1).nonzero().squeeze(1)
+    if where.numel() == 0:
         return out
-    a = alpha[edge].unsqueeze(-1)
-    fg = frames[edge].to(torch.float32)
+
+    def band(x: torch.Tensor) -> torch.Tensor:
+        # A still scene (one frame for all) is indexed within its one frame.
+        idx = where if x.shape[0] == frames.shape[0] else where.remainder(x[0, ..., 0].numel())
+        return x.reshape(-1, 3).index_select(0, idx).to(torch.float32)
+
+    a = alpha.reshape(-1).index_select(0, where).unsqueeze(-1)
+    fg = band(frames)
     if plate is not None:
-        unmixed = ((fg - (1 - a) * plate[edge].to(torch.float32)) / a.clamp(min=1e-3)).clamp_(0, 255)
+        unmixed = ((fg - (1 - a) * band(plate)) / a.clamp(min=1e-3)).clamp_(0, 255)
         # Where the person is only a trace, the estimate is noise: keep the frame there.
         trust = ((a - 0.05) / 0.25).clamp(0, 1)
         fg = fg + (unmixed - fg) * trust
-    mixed = fg * a + scene.expand_as(frames)[edge].to(torch.float32) * (1 - a)
-    out[edge] = mixed.round_().clamp_(0, 255).to(torch.uint8)
+    mixed = (fg * a + band(scene) * (1 - a)).round_().clamp_(0, 255).to(torch.uint8)
+    out.view(-1, 3).index_copy_(0, where, mixed)
     return out
 
 
@@ -336,8 +343,8 @@ class BookshelfInsert(Perturbation):
         ya, xa, xb = max(0, top - margin), max(0, x0 - margin), min(w, x0 + sw + margin)
         room = frames[:, ya:, xa:xb]
         shelf = (slice(None), slice(top - ya, None), slice(x0 - xa, x0 - xa + sw))
-        canvas = srgb_to_linear(room.to(torch.float32) / 255.0)
-        canvas[shelf] = srgb_to_linear(unit.to(torch.float32) / 255.0) * white
+        canvas = srgb8_to_linear(room)
+        canvas[shelf] = srgb8_to_linear(unit) * white
         if margin:
             canvas = gaussian_blur(canvas.permute(0, 3, 1, 2), extra).permute(0, 2, 3, 1)
         canvas = linear_to_srgb(canvas)

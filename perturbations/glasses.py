@@ -34,7 +34,7 @@ import torch
 
 from .annotate import (LEFT_EYE_INNER, LEFT_EYE_OUTER, LEFT_IRIS, LEFT_TEMPLE, NOSE_BRIDGE,
                        RIGHT_EYE_INNER, RIGHT_EYE_OUTER, RIGHT_IRIS, RIGHT_TEMPLE, smooth_time)
-from .look import clip_light, clip_look, linear_to_srgb, srgb_to_linear
+from .look import clip_light, clip_look, linear_to_srgb, srgb8_to_linear, srgb_to_linear
 from .occlusion import hand_cover
 from .base import Perturbation, register
 
@@ -149,7 +149,7 @@ class Glasses(Perturbation):
         parts = self._render(geo, params, x0, y0, x1, y1, light, max(1.0, 1.4 * blur),
                              outline=self._outline(annotations.landmarks))
         white = torch.tensor(look.white, device=dev, dtype=torch.float32)
-        behind = srgb_to_linear(frames[:, y0:y1, x0:x1].to(torch.float32) / 255.0)
+        behind = srgb8_to_linear(frames[:, y0:y1, x0:x1])
         # The frame's shadow on the skin (seen through the lens too).
         behind = behind * (1 - parts["shadow"]).unsqueeze(-1)
         tint = srgb_to_linear(torch.tensor(params["tint"], dtype=torch.float32, device=dev) / 255.0)

@@ -109,10 +109,10 @@ def _texture(tex: torch.Tensor, u: torch.Tensor, w: torch.Tensor, scale: float) 
     fx, fy = x - x0, y - y0
     x0, y0 = x0.long() & (k - 1), y0.long() & (k - 1)
     x1, y1 = (x0 + 1) & (k - 1), (y0 + 1) & (k - 1)
-    flat = tex.reshape(-1)
+    tex = tex.contiguous()
 
     def at(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
-        return flat[(yy * k + xx).reshape(-1)].view(x.shape)
+        return torch.take(tex, yy * k + xx)
 
     top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
     bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
@@ -618,12 +618,17 @@ class Headscarf(Perturbation):
         # sigma there), numerator and weight together.
         both = _coarse_blur(torch.cat([planes * weight, weight], 1), sigma, max(step, int(sigma // 2)))
         num, den = both[:, :3], both[:, 3:]
-        # Whole-image sums in float64: a float32 sum depends on how many threads split it, and
-        # the same seed must give the same pixels on every machine (and every Ray actor).
-        w64 = weight.double()
-        mean = ((planes.double() * w64).sum((2, 3), keepdim=True)
-                / w64.sum((2, 3), keepdim=True).clamp(min=1e-6)).float()
-        plate = torch.where(den > 1e-3, num / den.clamp(min=1e-6), mean).permute(0, 2, 3, 1)
+        plate = num / den.clamp(min=1e-6)
+        far = den <= 1e-3
+        if bool(far.any()):
+            # No background near (a region filled by the person): the region's background mean.
+            # Whole-image sums in float64: a float32 sum depends on how many threads split it,
+            # and the same seed must give the same pixels on every machine (and Ray actor).
+            w64 = weight.double()
+            mean = ((planes.double() * w64).sum((2, 3), keepdim=True)
+                    / w64.sum((2, 3), keepdim=True).clamp(min=1e-6)).float()
+            plate = torch.where(far, mean, plate)
+        plate = plate.permute(0, 2, 3, 1)
         # The mask's edge falls short of the hair's by a few pixels: grow the painted area on a
         # coarse grid (a max keeps thin strands); the upsampling feathers its edge.
         grown = F.adaptive_max_pool2d(hair.unsqueeze(1), (-(-h // step), -(-w // step)))

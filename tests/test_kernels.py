@@ -62,3 +62,13 @@ def test_dilate_is_the_square_window_maximum_and_erodes_by_negation(radius):
     k = 2 * radius + 1
     assert torch.equal(dilate(x, radius), F.max_pool2d(x, k, 1, radius))
     assert torch.equal(-dilate(-x, radius), -F.max_pool2d(-x, k, 1, radius))
+
+
+def test_the_srgb_table_gives_the_computed_values_for_every_level():
+    from auditkit.perturbations.look import srgb8_to_linear, srgb_to_linear
+
+    levels = torch.arange(256, dtype=torch.uint8).view(16, 16)
+    torch.testing.assert_close(srgb8_to_linear(levels), srgb_to_linear(levels.float() / 255.0), atol=1e-7, rtol=0)
+    frames = torch.randint(0, 256, (3, 7, 9, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    out = srgb8_to_linear(frames)
+    assert out.shape == frames.shape and out.dtype == torch.float32
