@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from . import scenes
 from .annotate import smooth_time
 from .base import Perturbation, per_clip, register
-from .kernels import dilate, frames_to_planes, gaussian_blur, guided_filter, planes_to_frames, resize_bilinear
+from .kernels import (coarse_step, dilate, frames_to_planes, gaussian_blur, guided_filter, planes_to_frames,
+                      resize_bilinear)
 from .look import CameraLook, clip_look, linear_to_srgb, srgb8_to_linear
 
 INSIDE = 0.99            # mask value from which a pixel belongs to the person, untouched
@@ -236,9 +237,7 @@ def fill_behind_person(frames: torch.Tensor, mask: torch.Tensor, sigma_frac: flo
     sigma = max(1.0, sigma_frac * max(h, w))
     # Numerator and weight blurred together, divided, then brought back to full size once (a
     # wide blur is computed on a coarser grid anyway, see gaussian_blur).
-    step = int(sigma // 3) if sigma >= 6 else 1
-    if step > 1 and min(h, w) // step < 8:
-        step = 1
+    step = coarse_step(sigma, h, w)
     both = torch.cat([x * weight, weight], 1)
     if step > 1:
         both = F.interpolate(both, size=(h // step, w // step), mode="area")

@@ -44,6 +44,13 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return _lerp_axis(_lerp_axis(x, h, x.dim() - 2), w, x.dim() - 1).contiguous()
 
 
+def coarse_step(sigma: float, h: int, w: int) -> int:
+    """How much coarser a grid a Gaussian blur of ``sigma`` may run on (at least 3 pixels of
+    sigma there, and 8 pixels a side): 1 for a narrow blur or a tiny frame."""
+    step = int(sigma // 3) if sigma >= 6 else 1
+    return step if step > 1 and min(h, w) // step >= 8 else 1
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of float ``[N, C, H, W]`` with reflect padding. Large sigmas are
     computed at a reduced resolution (at least 3 pixels of sigma there: the result is smooth
@@ -51,8 +58,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     if sigma <= 0:
         return x.clone()
     h, w = x.shape[-2:]
-    step = int(sigma // 3) if sigma >= 6 else 1
-    if step > 1 and min(h, w) // step >= 8:
+    step = coarse_step(sigma, h, w)
+    if step > 1:
         small = F.interpolate(x, size=(h // step, w // step), mode="area")
         return resize_bilinear(gaussian_blur(small, sigma / step), (h, w))
     # 3 sigma holds 99.7% of the mass; reflect padding needs the radius below the frame size.
@@ -87,6 +94,14 @@ def planes_to_frames(x: torch.Tensor) -> torch.Tensor:
     return (x * 255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
+def _shifted(x: torch.Tensor, radius: int, dim: int, value: float = 0.0) -> list[torch.Tensor]:
+    """The ``2r+1`` views of ``x`` shifted by ``-r..r`` along ``dim`` (-1 or -2), padded with
+    ``value``: a window operation along one axis is a fold over them in a fixed order."""
+    size = x.shape[dim]
+    padded = F.pad(x, (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius), value=value)
+    return [padded.narrow(dim, i, size) for i in range(2 * radius + 1)]
+
+
 def dilate(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Maximum of float ``[N, C, H, W]`` over a ``(2r+1)²`` window (padding ignored): a row pass
     and a column pass, each the running maximum of shifted slices (on the CPU four times faster
@@ -94,12 +109,10 @@ def dilate(x: torch.Tensor, radius: int) -> torch.Tensor:
     if radius < 1:
         return x.clone()
     for dim in (-1, -2):
-        size = x.shape[dim]
-        padded = F.pad(x, (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius), value=float("-inf"))
-        out = padded.narrow(dim, 0, size).clone()
-        for i in range(1, 2 * radius + 1):
-            torch.maximum(out, padded.narrow(dim, i, size), out=out)
-        x = out
+        views = _shifted(x, radius, dim, float("-inf"))
+        x = views[0].clone()
+        for view in views[1:]:
+            torch.maximum(x, view, out=x)
     return x
 
 
@@ -114,10 +127,10 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     h, w = x.shape[-2:]
 
     def slices(y: torch.Tensor, dim: int, size: int) -> torch.Tensor:
-        padded = F.pad(y, (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius))
-        out = padded.narrow(dim, 0, size) + padded.narrow(dim, 1, size)
-        for i in range(2, 2 * radius + 1):
-            out.add_(padded.narrow(dim, i, size))
+        views = _shifted(y, radius, dim)
+        out = views[0] + views[1]
+        for view in views[2:]:
+            out.add_(view)
         return out
 
     def running(y: torch.Tensor, dim: int, size: int) -> torch.Tensor:
