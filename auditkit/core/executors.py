@@ -28,6 +28,7 @@ from .work import Outcome, needs_annotation, prepare, resample_offsets, score_ba
 
 EXECUTORS = ("local", "ray")
 ACTOR_START_TIMEOUT = 300.0  # seconds for every Ray actor to load the rater; a placement that never fits fails
+CLIENT_ATTEMPTS = 3  # a ray:// head whose per-client server failed to start is asked again, this often
 LOOKAHEAD = 2  # batches prepared ahead of the one being scored: enough to hide annotation, bounded memory
 
 
@@ -235,15 +236,24 @@ class RayExecutor:
             kwargs.update(address="local", num_cpus=self.num_cpus or os.cpu_count() or 1)
         from auditkit.contract.quiet import captured_stderr
 
-        failure: BaseException | None = None
-        with captured_stderr() as said:  # Ray's C++ core logs each failed attempt on fd 2
-            try:
-                ray.init(**kwargs)
-            except Exception as exc:  # ConnectionError, AuthenticationError, RuntimeError...
-                failure = exc
-        if failure is not None:
-            raise ConfigError(_cannot_connect(self.address, failure, said()))
-        return ray, True
+        attempts = CLIENT_ATTEMPTS if self.address and self.address.startswith("ray://") else 1
+        for attempt in range(1, attempts + 1):
+            failure: BaseException | None = None
+            with captured_stderr() as said:  # Ray's C++ core logs each failed attempt on fd 2
+                try:
+                    ray.init(**kwargs)
+                except Exception as exc:  # ConnectionError, AuthenticationError, RuntimeError...
+                    failure = exc
+            if failure is None:
+                return ray, True
+            if attempt == attempts or _server_reason(failure) is None:
+                raise ConfigError(_cannot_connect(self.address, failure, said()))
+            # The head's Ray Client server starts one server process per client; on a busy head that
+            # start can fail or come too late (its own timeout is 30 s). A new attempt gets a new one.
+            print(f"auditkit: warning: --ray-address {self.address}: the cluster could not start a Ray Client "
+                  f"session ({_server_reason(failure)}); trying again ({attempt + 1} of {attempts})",
+                  file=sys.stderr, flush=True)
+        raise AssertionError("unreachable")
 
     def run(self, job: Job, batches: Sequence[Sequence[Any]]) -> Iterator[Outcome]:
         if not batches:
@@ -354,9 +364,23 @@ def _token_mode() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
+def _server_reason(exc: BaseException) -> str | None:
+    """What a Ray Client head said when it could not start this client's session, or None when
+    the failure is not that. The head sends its whole traceback; the last line is the reason."""
+    text = str(exc).strip()
+    if not isinstance(exc, ConnectionAbortedError) or not text.startswith("Initialization failure from server"):
+        return None
+    lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
+    return (lines[-1] if lines else "no reason given")[:300]
+
+
 def _cannot_connect(address: str | None, exc: BaseException, said: str) -> str:
     where = address or "a local cluster"
     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    reason = _server_reason(exc)
+    if reason is not None:
+        return (f"--ray-address {where}: the cluster could not start a Ray Client session for this client, "
+                f"{CLIENT_ATTEMPTS} times ({reason})")
     if "InvalidAuthToken" in said or "Unauthenticated" in said or "AuthenticationError" in type(exc).__name__:
         return (f"--ray-address {where}: the cluster refused this client's token (set RAY_AUTH_TOKEN, or "
                 f"RAY_AUTH_TOKEN_PATH, to the cluster's token: `ray get-auth-token` on its head prints it)")

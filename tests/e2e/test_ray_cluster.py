@@ -6,6 +6,7 @@ All traffic stays on this machine."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -88,9 +90,10 @@ def _skip_unless_reachable(log: Path, port: int, head: subprocess.Popen) -> None
             time.sleep(1)
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """A head and a second node, one CPU each, token authentication on (Ray's default)."""
+@contextlib.contextmanager
+def _cluster(tmp_path: Path, nodes: int, head_env: dict | None = None) -> Iterator[dict]:
+    """A head and ``nodes - 1`` more nodes, one CPU each, token authentication on (Ray's default).
+    ``head_env``: settings for the head's processes alone (its Ray Client server reads them)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     # Every node runs in token mode with the cluster's token, as Ray's documentation sets it up.
@@ -98,23 +101,38 @@ def cluster(tmp_path):
     nodes_env = {**env, "RAY_AUTH_MODE": "token"}
     port, client_port = _free_port(), _free_port()
     head = _start(["--head", f"--port={port}", f"--ray-client-server-port={client_port}", "--num-cpus=1",
-                   "--include-dashboard=false"], nodes_env, tmp_path / "head.log")
-    nodes = [head]
+                   "--include-dashboard=false"], {**nodes_env, **(head_env or {})}, tmp_path / "head.log")
+    started = [head]
     try:
         address = f"127.0.0.1:{port}"
         _skip_unless_reachable(tmp_path / "head.log", port, head)
         deadline = time.monotonic() + 120
-        while _alive_nodes(address, env) < 1:
-            assert head.poll() is None and time.monotonic() < deadline, (tmp_path / "head.log").read_text()
-            time.sleep(2)
-        nodes.append(_start([f"--address={address}", "--num-cpus=1"], nodes_env, tmp_path / "node.log"))
-        while _alive_nodes(address, env) < 2:
-            assert nodes[1].poll() is None and time.monotonic() < deadline, (tmp_path / "node.log").read_text()
-            time.sleep(2)
-        yield {"address": address, "client": f"ray://127.0.0.1:{client_port}", "env": env, "node": nodes[1]}
+        for count in range(1, nodes + 1):
+            if count > 1:
+                started.append(_start([f"--address={address}", "--num-cpus=1"], nodes_env,
+                                      tmp_path / f"node{count}.log"))
+            while _alive_nodes(address, env) < count:
+                assert started[-1].poll() is None and time.monotonic() < deadline, \
+                    (tmp_path / ("head.log" if count == 1 else f"node{count}.log")).read_text()
+                time.sleep(2)
+        yield {"address": address, "client": f"ray://127.0.0.1:{client_port}", "env": env, "node": started[-1]}
     finally:
-        for proc in reversed(nodes):
+        for proc in reversed(started):
             _stop(proc)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Two nodes. The head's Ray Client server waits up to 120 s (not 30) for the server process it
+    starts for each client: on a busy two-core CI machine 30 s was once not enough."""
+    with _cluster(tmp_path, 2, {"RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120"}) as running:
+        yield running
+
+
+def _client_server_logs() -> str:
+    """The head's Ray Client server logs (Ray keeps them under /tmp/ray), for a failure message."""
+    logs = sorted(Path("/tmp/ray/session_latest/logs").glob("ray_client_server*.err"))
+    return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in logs)
 
 
 def _run(*args: str, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -190,7 +208,7 @@ def test_ray_client_address_and_clear_connection_errors(cluster, tmp_path, sampl
     local = _run("--rater", "builtin:appearance", "--clips", str(sample_dir), "--perturb", "lighting:dim",
                  "--no-retest", "--out", str(tmp_path / "local"), env=env)
     client = _run(*common, "--out", str(tmp_path / "client"), "--ray-address", cluster["client"], env=env)
-    assert client.returncode == local.returncode, client.stderr
+    assert client.returncode == local.returncode, client.stderr + _client_server_logs()
     assert _tests(tmp_path / "client") == _tests(tmp_path / "local")
 
     def one_line(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -211,3 +229,24 @@ def test_ray_client_address_and_clear_connection_errors(cluster, tmp_path, sampl
              "RAY_AUTH_TOKEN_PATH", "cannot read the cluster's token")
     one_line(_run(*common, "--out", str(tmp_path / "d"), "--ray-address", "not-an-address", env=env),
              "give host:port")
+
+
+def test_a_head_that_cannot_start_a_client_session_is_asked_again_then_named(tmp_path, sample_dir):
+    # A head whose Ray Client server gives up on the per-client server at once: every ray:// client
+    # is refused with "Initialization failure from server" and the head's traceback.
+    with _cluster(tmp_path, 1, {"RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "0"}) as lone:
+        env = {**lone["env"], "RAY_CLIENT_RECONNECT_GRACE_PERIOD": "1"}  # each refusal costs ~10 s, not ~30
+        proc = _run("--rater", "builtin:appearance", "--clips", str(sample_dir), "--perturb", "lighting:dim",
+                    "--no-retest", "--executor", "ray", "--out", str(tmp_path / "out"),
+                    "--ray-address", lone["client"], env=env)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(lines) == 3, proc.stderr
+        for n, line in enumerate(lines[:2], start=2):
+            assert line.startswith(f"auditkit: warning: --ray-address {lone['client']}: the cluster could not "
+                                   "start a Ray Client session (RuntimeError: Proxy failed"), line
+            assert line.endswith(f"trying again ({n} of 3)"), line
+        assert lines[2].startswith(f"auditkit: error: --ray-address {lone['client']}: the cluster could not "
+                                   "start a Ray Client session for this client, 3 times (RuntimeError: Proxy failed"), \
+            lines[2]
+        assert not (tmp_path / "out" / "audit.json").exists()
