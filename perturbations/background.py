@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from . import scenes
 from .annotate import smooth_time
 from .base import Perturbation, per_clip, register
-from .kernels import (coarse_step, dilate, frames_to_planes, gaussian_blur, guided_filter, planes_to_frames,
-                      resize_bilinear)
+from .kernels import (coarse_step, dilate, frames_to_planes, gaussian_blur, guided_filter, normalised_fill,
+                      planes_to_frames)
 from .look import CameraLook, clip_look, linear_to_srgb, srgb8_to_linear
 
 INSIDE = 0.99            # mask value from which a pixel belongs to the person, untouched
@@ -231,40 +231,20 @@ def composite(frames: torch.Tensor, scene: torch.Tensor, alpha: torch.Tensor,
 def fill_behind_person(frames: torch.Tensor, mask: torch.Tensor, sigma_frac: float) -> torch.Tensor:
     """The background with the person's region filled from around it (normalised convolution):
     a blurred "clean plate". Returns uint8 frames."""
-    t, h, w = mask.shape
-    x = frames_to_planes(frames)
+    h, w = mask.shape[-2:]
     weight = (1.0 - mask).clamp(0, 1).unsqueeze(1)
     sigma = max(1.0, sigma_frac * max(h, w))
-    # Numerator and weight blurred together, divided, then brought back to full size once (a
-    # wide blur is computed on a coarser grid anyway, see gaussian_blur).
-    step = coarse_step(sigma, h, w)
-    both = torch.cat([x * weight, weight], 1)
-    if step > 1:
-        both = F.interpolate(both, size=(h // step, w // step), mode="area")
-    both = gaussian_blur(both, sigma / step)
-    num, den = both[:, :3], both[:, 3:]
-    fill = num / den.clamp_min(1e-6)
-    far = den <= 1e-3
-    if bool(far.any()):
-        # Where no background is near (a frame filled by the person), the frame's background
-        # mean (summed in float64: the same whatever the thread count).
-        w64 = weight.double()
-        mean = ((x.double() * w64).sum(dim=(2, 3), keepdim=True)
-                / w64.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)).float()
-        fill = torch.where(far, mean, fill)
-    if step > 1:
-        fill = resize_bilinear(fill, (h, w))
+    # A wide blur: on a coarser grid (see gaussian_blur), brought back to full size once.
+    fill = normalised_fill(frames_to_planes(frames), weight, sigma, coarse_step(sigma, h, w))
     return planes_to_frames(fill)
 
 
-def _clip_terms(frames: torch.Tensor, annotations: Any) -> tuple[torch.Tensor, torch.Tensor, CameraLook, torch.Tensor]:
-    """The person's refined alpha, the clean plate behind the edge, the camera's look and the
-    background near the person: the same for every background edit of a clip (``per_clip``)."""
+def _edge_terms(frames: torch.Tensor, annotations: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The person's refined alpha and the clean plate behind their edge: the same for every
+    background edit of a clip, computed once (``per_clip``)."""
     mask = annotations.mask
     return (per_clip(frames, annotations, "alpha", lambda: person_alpha(mask, frames=frames)),
-            per_clip(frames, annotations, "plate", lambda: fill_behind_person(frames, mask, PLATE_SIGMA)),
-            clip_look(frames, annotations),
-            per_clip(frames, annotations, "near", lambda: near_person(mask)))
+            per_clip(frames, annotations, "plate", lambda: fill_behind_person(frames, mask, PLATE_SIGMA)))
 
 
 class BackgroundSwap(Perturbation):
@@ -307,8 +287,10 @@ class BackgroundSwap(Perturbation):
     def transform(self, frames, params, annotations):
         mask = annotations.mask
         # What every background edit of a clip derives from the clip alone is computed once.
-        alpha, plate, look, near = _clip_terms(frames, annotations)
-        return composite(frames, self.scene_frames(frames, params, mask, look, near), alpha, plate=plate)
+        alpha, plate = _edge_terms(frames, annotations)
+        near = per_clip(frames, annotations, "near", lambda: near_person(mask))
+        scene = self.scene_frames(frames, params, mask, clip_look(frames, annotations), near)
+        return composite(frames, scene, alpha, plate=plate)
 
 
 class BookshelfInsert(Perturbation):
@@ -375,7 +357,7 @@ class BookshelfInsert(Perturbation):
         scene = torch.where(covered.view(1, h, w, 1), scene, shaded)
         # The person's edge pixels are unmixed from the wall the camera saw behind them (the
         # clip's own clean plate, shared with the swaps), not from the shelf drawn there now.
-        alpha, plate, _, _ = _clip_terms(frames, annotations)
+        alpha, plate = _edge_terms(frames, annotations)
         return composite(frames, scene, alpha, plate=plate)
 
 

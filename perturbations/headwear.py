@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from .annotate import CHIN, FACE_OVAL, FOREHEAD, smooth_time
 from .base import Perturbation, register
 from .glasses import eye_geometry
-from .kernels import dilate, gaussian_blur, resize_bilinear
+from .kernels import coarse_blur, dilate, gaussian_blur, normalised_fill, resize_bilinear
 from .look import clip_light, clip_look, linear_to_srgb, srgb_to_linear
 from .occlusion import hand_cover
 
@@ -86,16 +86,6 @@ def _lookup(table: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     i0 = i0.long().remainder(k).reshape(t, -1)
     a, b = table.gather(1, i0), table.gather(1, (i0 + 1).remainder(k))
     return (a + (b - a) * frac).view(theta.shape)
-
-
-def _coarse_blur(x: torch.Tensor, sigma: float, step: int) -> torch.Tensor:
-    """Gaussian blur of ``[N, C, h, w]`` computed on a grid ``step`` times coarser (area
-    averages), upsampled back: for the wide, smooth blurs, at a fraction of the cost."""
-    if step <= 1:
-        return gaussian_blur(x, sigma)
-    h, w = x.shape[-2:]
-    small = F.interpolate(x, size=(-(-h // step), -(-w // step)), mode="area")
-    return resize_bilinear(gaussian_blur(small, sigma / step), (h, w))
 
 
 def _texture(tex: torch.Tensor, u: torch.Tensor, w: torch.Tensor, scale: float) -> torch.Tensor:
@@ -417,7 +407,7 @@ class Headscarf(Perturbation):
         # cloth if the person is at or above it in its column (the gap between the head and a
         # shoulder is bridged, the air beside a shoulder is not); so where the body's outline
         # runs, or leaves the frame, the cloth does too, standing off it a little.
-        lies = _coarse_blur(body.unsqueeze(1), STANDOFF * float(hpx.mean()), step).squeeze(1)
+        lies = coarse_blur(body.unsqueeze(1), STANDOFF * float(hpx.mean()), step).squeeze(1)
         crown = (cov_crown * hpx / ramp + 0.5).clamp(0, 1)
         held = torch.cummax(torch.maximum(((lies - 0.3) * 10).clamp(0, 1), crown), dim=1).values
         below = _smoothstep(dy, -0.05, 0.35)
@@ -614,20 +604,8 @@ class Headscarf(Perturbation):
         planes = region.permute(0, 3, 1, 2)
         weight = (1 - _smoothstep(body, 0.01, 0.1)).unsqueeze(1) * (hair <= 0).unsqueeze(1).float()
         sigma = 0.08 * hpx
-        # A wide, smooth fill: blurred on a grid as coarse as the blur allows (two pixels of
-        # sigma there), numerator and weight together.
-        both = _coarse_blur(torch.cat([planes * weight, weight], 1), sigma, max(step, int(sigma // 2)))
-        num, den = both[:, :3], both[:, 3:]
-        plate = num / den.clamp(min=1e-6)
-        far = den <= 1e-3
-        if bool(far.any()):
-            # No background near (a region filled by the person): the region's background mean.
-            # Whole-image sums in float64: a float32 sum depends on how many threads split it,
-            # and the same seed must give the same pixels on every machine (and Ray actor).
-            w64 = weight.double()
-            mean = ((planes.double() * w64).sum((2, 3), keepdim=True)
-                    / w64.sum((2, 3), keepdim=True).clamp(min=1e-6)).float()
-            plate = torch.where(far, mean, plate)
+        # A wide, smooth fill: on a grid as coarse as the blur allows (two pixels of sigma there).
+        plate = normalised_fill(planes, weight, sigma, max(step, int(sigma // 2)))
         plate = plate.permute(0, 2, 3, 1)
         # The mask's edge falls short of the hair's by a few pixels: grow the painted area on a
         # coarse grid (a max keeps thin strands); the upsampling feathers its edge.

@@ -84,6 +84,42 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return along(along(x, -1), -2)
 
 
+def coarse_blur(x: torch.Tensor, sigma: float, step: int) -> torch.Tensor:
+    """Gaussian blur of ``[N, C, H, W]`` computed on a grid ``step`` times coarser (area
+    averages), upsampled back: for the wide, smooth blurs, at a fraction of the cost."""
+    if step <= 1:
+        return gaussian_blur(x, sigma)
+    h, w = x.shape[-2:]
+    return resize_bilinear(gaussian_blur(_area(x, step), sigma / step), (h, w))
+
+
+def _area(x: torch.Tensor, step: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    return F.interpolate(x, size=(-(-h // step), -(-w // step)), mode="area")
+
+
+def normalised_fill(planes: torch.Tensor, weight: torch.Tensor, sigma: float, step: int) -> torch.Tensor:
+    """Every pixel of ``planes`` ``[N, C, H, W]`` as the Gaussian-weighted mean of the pixels
+    around it, each counted by ``weight`` ``[N, 1, H, W]`` (normalised convolution): what lies
+    behind a region of weight 0, filled from around it. Numerator and weight are blurred together
+    on a grid ``step`` times coarser and divided there; where no weighted pixel is near, the
+    frame's weighted mean, summed in float64 (a float32 sum depends on how many threads split
+    it, and the same edit must give the same pixels on every machine)."""
+    h, w = planes.shape[-2:]
+    c = planes.shape[1]
+    both = torch.cat([planes * weight, weight], 1)
+    both = gaussian_blur(_area(both, step) if step > 1 else both, sigma / max(step, 1))
+    num, den = both[:, :c], both[:, c:]
+    fill = num / den.clamp_min(1e-6)
+    far = den <= 1e-3
+    if bool(far.any()):
+        w64 = weight.double()
+        mean = ((planes.double() * w64).sum((2, 3), keepdim=True)
+                / w64.sum((2, 3), keepdim=True).clamp_min(1e-6)).float()
+        fill = torch.where(far, mean, fill)
+    return resize_bilinear(fill, (h, w)) if step > 1 else fill
+
+
 def frames_to_planes(frames: torch.Tensor) -> torch.Tensor:
     """uint8 ``[T, H, W, 3]`` → float ``[T, 3, H, W]`` in [0, 1]."""
     return frames.permute(0, 3, 1, 2).to(torch.float32) / 255.0

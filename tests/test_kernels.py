@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from auditkit.perturbations.kernels import SLICED_BOX, box_mean, dilate, resize_bilinear
+from auditkit.perturbations.kernels import SLICED_BOX, box_mean, dilate, gaussian_blur, normalised_fill, resize_bilinear
 
 
 def _threads(n: int, fn):
@@ -72,3 +72,34 @@ def test_the_srgb_table_gives_the_computed_values_for_every_level():
     frames = torch.randint(0, 256, (3, 7, 9, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
     out = srgb8_to_linear(frames)
     assert out.shape == frames.shape and out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("step", [1, 3])
+def test_normalised_fill_fills_a_hole_from_around_it(step):
+    # A background of one colour per frame with a person-shaped hole of other pixels: the fill is
+    # that colour everywhere, the hole's own pixels count for nothing, on an odd-sized frame.
+    h, w = 37, 53
+    colour = torch.tensor([[0.2, 0.5, 0.7], [0.9, 0.1, 0.3]]).view(2, 3, 1, 1)
+    planes = colour.expand(2, 3, h, w).clone()
+    weight = torch.ones(2, 1, h, w)
+    weight[:, :, 10:30, 15:35] = 0
+    planes[:, :, 10:30, 15:35] = torch.rand(2, 3, 20, 20, generator=torch.Generator().manual_seed(step))
+    fill = normalised_fill(planes, weight, sigma=6.0, step=step)
+    assert fill.shape == planes.shape
+    np.testing.assert_allclose(fill.numpy(), colour.expand(2, 3, h, w).numpy(), atol=1e-5)
+
+
+def test_normalised_fill_is_the_weighted_gaussian_mean_and_the_frames_mean_where_nothing_is_near():
+    g = torch.Generator().manual_seed(0)
+    planes = torch.rand(1, 3, 40, 40, generator=g)
+    weight = torch.zeros(1, 1, 40, 40)
+    weight[:, :, :6, :6] = torch.rand(1, 1, 6, 6, generator=g) + 0.5
+    fill = normalised_fill(planes, weight, sigma=1.5, step=1)
+    # Near the weighted corner: blur(planes * weight) / blur(weight).
+    expect = gaussian_blur(planes * weight, 1.5) / gaussian_blur(weight, 1.5)
+    np.testing.assert_allclose(fill[..., :8, :8].numpy(), expect[..., :8, :8].numpy(), rtol=1e-5)
+    # Far from it (no weight within the blur): the corner's weighted mean.
+    corner = (planes * weight).double().sum((2, 3)) / weight.double().sum((2, 3))
+    np.testing.assert_allclose(fill[0, :, -1, -1].numpy(), corner[0].float().numpy(), rtol=1e-6)
+    assert _threads(1, lambda: normalised_fill(planes, weight, 1.5, 2)).equal(
+        _threads(2, lambda: normalised_fill(planes, weight, 1.5, 2)))
