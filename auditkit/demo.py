@@ -94,9 +94,12 @@ def planted_samples(clips: Sequence[Clip], annotations: dict[str, Any], *, seed:
     for clip in clips:
         ann = annotations[clip.id]
         target = fair_target(clip)
+        # One tensor for all of a clip's copies: what the edits derive from the clip alone (the
+        # person's alpha, the clean plate, the camera's look) is then computed once, not per copy.
+        original = torch.from_numpy(clip.frames)
         for background, copies in TRAIN_BACKGROUNDS:
             for _ in range(copies):
-                frames = torch.from_numpy(clip.frames)
+                frames = original
                 families = []
                 if background:
                     frames = perturbations.get(background)(frames, ann, rng=rng).frames
