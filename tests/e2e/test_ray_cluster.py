@@ -124,7 +124,8 @@ def _cluster(tmp_path: Path, nodes: int, head_env: dict | None = None) -> Iterat
 @pytest.fixture
 def cluster(tmp_path):
     """Two nodes. The head's Ray Client server waits up to 120 s (not 30) for the server process it
-    starts for each client: on a busy two-core CI machine 30 s was once not enough."""
+    starts for each client: on a busy two-core machine that start is slow (CI once refused a client
+    here, the head's reason cut off; auditkit now asks again and quotes it)."""
     with _cluster(tmp_path, 2, {"RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120"}) as running:
         yield running
 
