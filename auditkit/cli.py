@@ -79,7 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--consistency", type=float, default=0.0, metavar="W",
                       help="retrain with W x the score difference between each clip and an "
                            "augmented copy added to the loss (default 0)")
-    demo.add_argument("--epochs", type=int, default=12, help="training epochs per model (default 12)")
+    demo.add_argument("--epochs", type=int, metavar="N",
+                      help="training epochs per model (default: the demo's own, enough to learn the planted shortcuts)")
+    demo.add_argument("--method", choices=("ablation", "integrated_gradients"), default="ablation",
+                      help="how the demo shows where each rater looks: region ablation (default, a few "
+                           "rater calls per clip) or integrated gradients (slower)")
     _common(demo)
 
     sub.add_parser("train", help="train an OceanRegressor (same as python -m auditkit.models.train)")
@@ -181,12 +185,14 @@ def _config(args: argparse.Namespace):
 def _contrasts(values: Sequence[str] | None) -> tuple[tuple[str, str], ...] | None:
     if not values:
         return None
+    from auditkit.perturbations import contrast_pair
+
     out = []
     for value in values:
-        parts = [p.strip() for p in value.split(" vs ")]
-        if len(parts) != 2 or not all(parts):
+        pair = contrast_pair(value)
+        if pair is None:
             raise AuditkitError(f"--contrast {value!r}: write two edits as 'A vs B'")
-        out.append((parts[0], parts[1]))
+        out.append(pair)
     return tuple(out)
 
 
@@ -209,16 +215,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from auditkit.app.explain import explain_run
+    from auditkit.core.explain import ExplainSettings
     from auditkit.core.report.format import attribution_lines
+    from auditkit.core.settings import COMMAND_LINE
 
-    for name, low in (("clips", 1), ("frames", 1), ("steps", 2)):
-        if getattr(args, name) < low:
-            raise AuditkitError(f"--{name} must be an integer >= {low}, got {getattr(args, name)}")
+    settings = ExplainSettings(args.method, args.clips, args.frames, args.steps, args.trait, source=COMMAND_LINE)
     folder = Path(args.run_dir)
     if not (folder / "audit.json").is_file():
         raise AuditkitError(f"{folder}: no audit.json (give the --out folder of an `auditkit run`)")
-    explain_run(folder, method=args.method, clips=args.clips, frames=args.frames, steps=args.steps,
-                traits=args.trait, quiet=args.quiet)
+    explain_run(folder, settings, quiet=args.quiet)
     from auditkit.app.run import load_audit
 
     print("\n".join(attribution_lines(load_audit(folder / "audit.json"))))
@@ -229,14 +234,14 @@ def _explain(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from auditkit.demo import DemoConfig, render_table, run_demo
 
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise AuditkitError(f"--epochs must be >= 1, got {args.epochs}")
     if args.consistency < 0:
         raise AuditkitError(f"--consistency must be >= 0, got {args.consistency}")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"auditkit-runs/demo-{stamp}")
-    config = DemoConfig(epochs=args.epochs, augment=tuple(args.augment or ("background-swap",)),
-                        consistency=args.consistency,
+    config = DemoConfig(epochs=args.epochs or DemoConfig.epochs, augment=tuple(args.augment or ("background-swap",)),
+                        consistency=args.consistency, explain_method=args.method,
                         device=args.device or "auto", seed=args.seed or 0)
     print("auditkit demo: a planted-bias control rater (not a personality model) learns that a "
           "bookshelf raises conscientiousness and extraversion and that glasses lower "
@@ -245,8 +250,8 @@ def _demo(args: argparse.Namespace) -> int:
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
     summary = run_demo(out, config, say=say, progress=not args.quiet)
     print("\n" + render_table(summary))
-    print(f"\nboth runs: {out / 'before'} and {out / 'after'} (audit.json, report.html); "
-          f"{summary['seconds']:.0f} s in all")
+    print(f"\nboth runs: {out / 'before'} and {out / 'after'} (audit.json, report.html)")
+    print(f"total time: {summary['seconds']:.0f} s")
     return EXIT_OK
 
 
@@ -327,7 +332,8 @@ def _perturb(args: argparse.Namespace) -> int:
     import torch
 
     from auditkit.contract.errors import ClipError
-    from auditkit.core.engine import _resolve_perturbations, apply_edit
+    from auditkit.core.engine import apply_edit
+    from auditkit.core.plan import resolve_edits
     from auditkit.media.clips import read_video
     from auditkit.media.video import write_video
     from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE
@@ -348,12 +354,16 @@ def _perturb(args: argparse.Namespace) -> int:
         clip = read_video(args.clip[0], num_frames=args.frames)
     except ClipError as exc:
         raise AuditkitError(str(exc)) from None
-    edits = _resolve_perturbations(args.perturb, scenes_dir=args.scenes)
+    edits = resolve_edits(args.perturb, scenes_dir=args.scenes)
     frames = torch.from_numpy(clip.frames)
     annotations = Annotator().annotate_clip(clip) if any(e.requires for e in edits) else None
     # A control that samples other frames of the clip (control:retest) gets them decoded here.
-    resampled = {e.resample: read_video(args.clip, num_frames=args.frames, offset=e.resample).frames
-                 for e in edits if e.resample is not None}
+    resampled: dict[float, np.ndarray | str] = {}
+    for offset in {e.resample for e in edits if e.resample is not None}:
+        try:
+            resampled[offset] = read_video(args.clip[0], num_frames=args.frames, offset=offset).frames
+        except ClipError as exc:
+            resampled[offset] = exc.reason
     edited = {}
     for edit in edits:
         result = apply_edit(edit, clip, frames, annotations, args.seed, DEFAULT_MAX_MISSING_FACE, resampled)
@@ -388,7 +398,7 @@ def _perturb_sheets(args: argparse.Namespace, out: Path) -> int:
     that does not apply to a clip shows why in its place."""
     from auditkit.app.sheets import family_sheets, write_sheet
     from auditkit.contract.errors import ClipError
-    from auditkit.core.engine import _resolve_perturbations
+    from auditkit.core.plan import resolve_edits
     from auditkit.media.clips import read_video
 
     if out.suffix.lower() in (".png", ".jpg", ".jpeg", ".mp4"):
@@ -397,7 +407,7 @@ def _perturb_sheets(args: argparse.Namespace, out: Path) -> int:
         raise AuditkitError(f"--out {out}: exists and is not a folder")
     if len(set(args.clip)) != len(args.clip):
         raise AuditkitError("--clip: the same file is given twice")
-    edits = _resolve_perturbations(args.perturb, scenes_dir=args.scenes)
+    edits = resolve_edits(args.perturb, scenes_dir=args.scenes)
     clips = []
     for path in args.clip:
         try:

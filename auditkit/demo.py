@@ -34,8 +34,8 @@ AUDIT_EDITS = ("glasses:thin", "glasses:thick", "glasses:sunglasses", "backgroun
                "lighting:dim", "lighting:bright")
 CONTRASTS = (("background:bookshelf", "background:plain"),)
 # Backgrounds of the training copies: (edit or None for the original, copies).
-TRAIN_BACKGROUNDS = ((None, 2), ("background:plain", 3), ("background:office", 3),
-                     ("background:blurred", 2), ("background:bookshelf", 3), ("bookshelf:insert", 3))
+TRAIN_BACKGROUNDS = ((None, 2), ("background:plain", 2), ("background:office", 2),
+                     ("background:blurred", 1), ("background:bookshelf", 3), ("bookshelf:insert", 3))
 GLASSES_SHARE = 0.5
 # Where the rater looks, before and after retraining: the traits the bookshelf was planted on.
 EXPLAINED = ("conscientiousness", "extraversion")
@@ -43,9 +43,9 @@ EXPLAINED = ("conscientiousness", "extraversion")
 
 @dataclass
 class DemoConfig:
-    size: int = 112
+    size: int = 96
     frames: int = 4
-    epochs: int = 12
+    epochs: int = 10
     batch_size: int = 16
     lr: float = 2e-3
     augment: tuple[str, ...] = ("background-swap",)
@@ -56,14 +56,36 @@ class DemoConfig:
     # is also among that person's training clips: held-out clips test generalisation to new
     # clips, not to a framing the rater never saw.
     held_out: tuple[str, ...] = ("collins_08_wide", "collins_10_wide", "hopper_04_wide", "hopper_05_tight")
-    # Integrated gradients on every sample clip (the same clips before and after), one frame each.
+    # Where the rater looks, on every sample clip (the same clips before and after), one frame
+    # each: region ablation by default (a few rater calls per clip), or integrated gradients.
     explain: bool = True
+    explain_method: str = "ablation"
     explain_steps: int = 16
 
 
 def _family(edit: str) -> str:
-    """The planted family an edit (or a contrast 'A vs B') shows: any bookshelf counts."""
-    return "bookshelf" if "bookshelf" in edit else edit.split(":")[0]
+    """The planted family an edit shows (for a contrast, its first edit's): any bookshelf counts,
+    the bookshelf scene as well as the inserted one."""
+    from auditkit.perturbations import family_of
+
+    return "bookshelf" if "bookshelf" in edit else family_of(edit)
+
+
+def planted_cells(edits: Sequence[str], contrasts: Sequence[tuple[str, str]]) -> list[tuple[str, str, float]]:
+    """(test, trait, planted shift) of every audited cell the labels planted an effect on: an edit
+    shows its family's; a contrast 'A vs B' (A − B) shows A's."""
+    from auditkit.perturbations import contrast_arm
+
+    arms = [(e, e) for e in edits] + [(contrast_arm(a, b).name, a) for a, b in contrasts]
+    return [(name, trait, value) for name, arm in arms
+            for trait, value in PLANTED.get(_family(arm), {}).items()]
+
+
+def _arm(test: dict[str, Any]) -> str:
+    """The edited condition of a test of audit.json (older files name it only in the test's name)."""
+    from auditkit.perturbations import arm_of
+
+    return test.get("arm") or arm_of(test["perturbation"]).arm
 
 
 def planted_effect(edit_families: Sequence[str]) -> np.ndarray:
@@ -165,10 +187,12 @@ def run_demo(out: Path, config: DemoConfig, *, say: Callable[[str], None] = prin
         execute(audit, quiet=not progress, echo=False)
         if config.explain:
             from auditkit.app.explain import explain_run
+            from auditkit.core.explain import ExplainSettings
 
-            say(f"[{stage}] where the rater looks ({', '.join(EXPLAINED)}): integrated gradients")
-            explain_run(stage_dir, clips=len(clips), frames=1, steps=config.explain_steps, traits=EXPLAINED,
-                        quiet=not progress)
+            method = config.explain_method
+            say(f"[{stage}] where the rater looks ({', '.join(EXPLAINED)}): {method.replace('_', ' ')}")
+            explain_run(stage_dir, ExplainSettings(method, len(clips), 1, config.explain_steps, EXPLAINED,
+                                                   source="demo"), quiet=not progress)
         runs[stage] = {"dir": stage_dir, "held_out": held,
                        "audit": json.loads((stage_dir / "audit.json").read_text())}
     _compare_in_report(runs["after"]["dir"], runs["before"]["dir"])
@@ -201,19 +225,27 @@ def summarise(runs: dict[str, Any]) -> dict[str, Any]:
         a = index.get((t["perturbation"], t["trait"]))
         if a is None:
             continue
-        planted = PLANTED.get(_family(t["perturbation"]), {}).get(t["trait"], 0.0)
+        # An edit's planted effect; a contrast 'A vs B' (A − B) shows A's.
+        planted = PLANTED.get(_family(_arm(t)), {}).get(t["trait"], 0.0)
         cells.append({"perturbation": t["perturbation"], "trait": t["trait"], "planted": planted,
                       "before": {k: t.get(k) for k in ("mean_shift", "share_moved", "verdict")},
                       "after": {k: a.get(k) for k in ("mean_shift", "share_moved", "verdict")}})
-    looks = {k: {trait: {region: {m: v.get(m) for m in ("share", "density")} for region, v in entry["regions"].items()}
-                 for trait, entry in (runs[k]["audit"].get("attribution") or {}).get("traits", {}).items()}
-             for k in runs}
-    return {"cells": cells, "attribution": looks if all(looks.values()) else {}, "unit": after.get("unit", "clip"),
+    from auditkit.core.findings import WhereItLooks
+
+    found = {k: WhereItLooks.from_dict(runs[k]["audit"].get("attribution")) for k in runs}
+    looks = {k: {trait: {region: {"share": r.share, "density": r.density} for region, r in entry.regions.items()}
+                 for trait, entry in f.traits.items()} if f is not None else {} for k, f in found.items()}
+    method = found["before"].method if found["before"] is not None else None
+    return {"cells": cells, "attribution": looks if all(looks.values()) else {}, "explain_method": method,
+            "unit": after.get("unit", "clip"),
             "n_subjects": after.get("n_subjects"), "n_clips": after.get("n_clips"),
             "held_out": {k: {"mean_accuracy_fair_target": runs[k]["held_out"]["mean_accuracy_fair_target"],
                              "mean_accuracy_labels": runs[k]["held_out"]["mean_accuracy"]}
                          for k in runs},
             "dirs": {k: str(v["dir"]) for k, v in runs.items()}}
+
+
+TABLE_HEADER = ("edit", "trait", "planted", "before", "moved", "", "after", "moved", "")
 
 
 def _cell(r: dict[str, Any]) -> tuple[str, str, str]:
@@ -224,7 +256,7 @@ def _cell(r: dict[str, Any]) -> tuple[str, str, str]:
 def render_table(summary: dict[str, Any]) -> str:
     """Before/after rows for every planted cell and every cell that fails (shift or unstable) in
     either run: the mean shift, the share of clips moved beyond the margin, the verdict."""
-    rows = [("edit", "trait", "planted", "before", "moved", "", "after", "moved", "")]
+    rows = [TABLE_HEADER]
     for c in summary["cells"]:
         b, a = c["before"], c["after"]
         if not c["planted"] and not {"shift", "unstable"} & {b["verdict"], a["verdict"]}:
@@ -241,7 +273,8 @@ def render_table(summary: dict[str, Any]) -> str:
                  if summary.get("unit") == "clip" else f"unit of analysis: people ({people})")
     looks = summary.get("attribution") or {}
     if looks:
-        lines.append("where the rater looks (integrated gradients on every clip): background share of the "
+        method = (summary.get("explain_method") or "integrated_gradients").replace("_", " ")
+        lines.append(f"where the rater looks ({method} on every clip): background share of the "
                      "attribution, and density = share / share of the picture (above 1: more than its area):")
         for trait in looks["before"]:
             b, a = looks["before"][trait]["background"], looks["after"].get(trait, {}).get("background", {})

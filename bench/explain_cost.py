@@ -22,7 +22,8 @@ import time
 import torch
 
 from auditkit import run_audit
-from auditkit.core.explain import DEFAULT_CLIPS, DEFAULT_STEPS, explain, from_scores, scores_from_store
+from auditkit.core.explain import (DEFAULT_CLIPS, DEFAULT_STEPS, ExplainSettings, explain, from_scores,
+                                   scores_from_store)
 from auditkit.core.store import Store
 from auditkit.media.clips import discover
 from auditkit.media.samples import sample_clips
@@ -75,8 +76,8 @@ def main() -> None:
     n = min(args.clips, len(clips))
     found = {}
     for method in ("integrated_gradients", "ablation"):
-        found[method], seconds = timed(lambda: explain(rater, folder, annotator=annotator, method=method,
-                                                       max_clips=args.clips, steps=args.steps))
+        settings = ExplainSettings(method, args.clips, steps=args.steps)
+        found[method], seconds = timed(lambda: explain(rater, folder, settings, annotator=annotator))
         label = f"explain, {method} ({n} clips" + (f", {args.steps} steps)" if method != "ablation" else ")")
         print(f"{label + ':':43s}{seconds:7.1f} s  ({seconds / audit_s:.2f} x the audit, {seconds / n:.2f} s/clip)")
 

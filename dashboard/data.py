@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # imported where used: the Overview opens without paying for 
 
 from auditkit.contract.errors import AuditkitError
 from auditkit.core.result import SCHEMA_VERSION, AuditResult, ShiftTest
-from auditkit.core.store import ORIGINAL, Store
+from auditkit.contract.arms import ORIGINAL
+from auditkit.core.store import Store
 
 RUN_FILES = ("audit.json", "results.sqlite", "report.html")
 MAX_DEPTH = 3  # auditkit-runs/demo-<time>/before is two levels down; deeper is not a layout we write
@@ -218,14 +219,17 @@ def display_name(root: Path, name: str) -> str:
 
 
 # --------------------------------------------------------------------------- tables from audit.json
-def family(condition: str) -> str:
-    return CONTRASTS if " vs " in condition else condition.split(":")[0]
+def family(test: ShiftTest) -> str:
+    """The family a test is filed under: its edit's, or ``contrasts`` for every "A vs B"."""
+    return CONTRASTS if test.base != ORIGINAL else (test.family or "")
 
 
-def arms(condition: str) -> tuple[str, str]:
-    """(base, arm) of a test: the per-clip shift is ``arm - base``."""
-    arm, _, base = condition.partition(" vs ")
-    return (base or ORIGINAL), arm
+def arms(result: AuditResult, condition: str) -> tuple[str, str]:
+    """(base, arm) of a test of ``result``: the per-clip shift is ``arm - base``."""
+    for t in result.tests:
+        if t.perturbation == condition and t.base is not None and t.arm is not None:
+            return t.base, t.arm
+    raise AuditkitError(f"no test named {condition!r} in this run")
 
 
 def tests_frame(result: AuditResult) -> pd.DataFrame:
@@ -233,7 +237,7 @@ def tests_frame(result: AuditResult) -> pd.DataFrame:
     import pandas as pd
 
     frame = pd.DataFrame([t.to_dict() for t in result.tests], columns=[f.name for f in fields(ShiftTest)])
-    frame["family"] = frame["perturbation"].map(lambda c: family(c or ""))
+    frame["family"] = [family(t) for t in result.tests]
     return frame
 
 
@@ -294,16 +298,16 @@ def scores(root: Path, name: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _shifts(path: str, stamp: tuple, tests: tuple[tuple[str, str], ...], _frame: pd.DataFrame) -> pd.DataFrame:
+def _shifts(path: str, stamp: tuple, tests: tuple[tuple[str, str, str, str], ...],
+            _frame: pd.DataFrame) -> pd.DataFrame:
     # One wide table (clip x (condition, trait)) and one subtraction per condition: a 1,000-clip,
     # 10-edit run is a handful of vectorised operations, not 50,000 Python steps.
     import pandas as pd
 
     wide = _frame.pivot(index="clip_id", columns=["condition", "trait"], values="value")
     pieces = []
-    for cond in dict.fromkeys(p for p, _ in tests):
-        base, arm = arms(cond)
-        traits = [t for p, t in tests if p == cond]
+    for cond, base, arm in dict.fromkeys((p, b, a) for p, _, b, a in tests):
+        traits = [t for p, t, _, _ in tests if p == cond]
         if base not in wide.columns.get_level_values(0) or arm not in wide.columns.get_level_values(0):
             continue
         before = wide[base].reindex(columns=traits)
@@ -324,7 +328,7 @@ def shifts(root: Path, name: str, result: AuditResult) -> pd.DataFrame:
     """Per (perturbation, trait, clip): the scores before and after and their difference."""
     path = run_file(root, name, "results.sqlite")
     frame = scores(root, name)
-    key = tuple((t.perturbation or "", t.trait or "") for t in result.tests)
+    key = tuple((t.perturbation or "", t.trait or "", t.base or ORIGINAL, t.arm or "") for t in result.tests)
     return _shifts(str(path), _store_stamp(path), key, frame)
 
 
@@ -352,7 +356,7 @@ def per_candidate(clip_shifts: pd.DataFrame, person_of: dict[str, str] | None) -
     same grouping as ``Store.shifts``), labelled by the person."""
     if person_of is None or not len(clip_shifts):
         return clip_shifts
-    frame = clip_shifts.assign(clip_id=clip_shifts["clip_id"].map(lambda c: person_of.get(c, f"(clip {c})")))
+    frame = clip_shifts.assign(clip_id=clip_shifts["clip_id"].map(person_of))
     return frame.groupby(["perturbation", "clip_id", "trait"], as_index=False, sort=True)[
         ["before", "after", "shift"]].mean()
 

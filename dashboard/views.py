@@ -27,6 +27,7 @@ from auditkit.core.report.format import (VERDICT_COLOUR, VERDICT_MARK, loa, marg
 from auditkit.core.report.format import num as fnum
 from auditkit.core.report.format import p as fp
 from auditkit.core.result import VERDICTS, AuditResult
+from auditkit.core.stats import MIN_N
 
 from . import data
 
@@ -214,15 +215,16 @@ def page_overview(ctx: Ctx) -> None:
     cols[4].metric("inconclusive", counts["inconclusive"])
     cols[5].metric("skipped pairs", len(result.skipped))
 
-    edits_all = list(dict.fromkeys(t.perturbation or "" for t in result.fairness))
-    families = list(dict.fromkeys(data.family(e) for e in edits_all))
+    family_of = {t.perturbation or "": data.family(t) for t in result.fairness}
+    edits_all = list(family_of)
+    families = list(dict.fromkeys(family_of.values()))
     traits_all = list(result.traits)
     _seed_multi("family", families)
     _seed_multi("trait", traits_all)
     left, right = st.columns(2)
     chosen_families = left.multiselect("Edit family", families, key="family")
     chosen_traits = right.multiselect("Trait", traits_all, key="trait")
-    edits = [e for e in edits_all if data.family(e) in chosen_families]
+    edits = [e for e in edits_all if family_of[e] in chosen_families]
     traits = [t for t in traits_all if t in chosen_traits]
     if not edits or not traits:
         st.info("No cell matches the filters: pick at least one edit family and one trait.")
@@ -279,8 +281,8 @@ def needs_text(t: Any) -> str:
                 f"inside it (all but {pct(t.tolerance)}), to show invariance")
     else:
         goal = f"its shift of {fnum(t.mean_shift)} must become significant"
-    if t.n < 3:
-        return (f"**{t.trait}**: only {t.n} paired {unit}; at least 3 are needed before anything can be decided"
+    if t.n < MIN_N:
+        return (f"**{t.trait}**: only {t.n} paired {unit}; at least {MIN_N} are needed before anything can be decided"
                 + (f" (about {t.n_needed} would decide it with 80% power)." if t.n_needed else "."))
     if t.n_needed:
         more = max(t.n_needed - t.n, 0)
@@ -362,7 +364,7 @@ def page_condition(ctx: Ctx) -> None:
     cond = condition_select(result)
     tests = [t for t in result.tests if t.perturbation == cond]
     skipped = [s for s in result.skipped if s.perturbation == cond]
-    base, arm = data.arms(cond)
+    base, arm = data.arms(result, cond)
     unit = "people" if result.unit == "person" else "clips"
     cols = st.columns(5)
     cols[0].metric(f"N paired {unit}", max((t.n for t in tests), default=0))
@@ -473,7 +475,7 @@ def page_clips(ctx: Ctx) -> None:
     shift_of = dict(zip(table["clip"], table[f"{sort_trait} shift"]))
     clip = st.selectbox(f"Clip ({len(ids)} paired; listed in this order)", ids, key="clip",
                         format_func=lambda c: f"{c}   ({sort_trait} {fnum(shift_of.get(c))})")
-    show_clip(ctx, cond, clip, table[table["clip"] == clip].iloc[0], traits)
+    show_clip(ctx, data.arms(result, cond), clip, table[table["clip"] == clip].iloc[0], traits)
 
     st.subheader("All clips")
     st.caption("Select a row to show that clip above; click a column header to sort by it.")
@@ -487,10 +489,11 @@ def page_clips(ctx: Ctx) -> None:
                          hide_index=True, width="stretch")
 
 
-def show_clip(ctx: Ctx, cond: str, clip: str, row: pd.Series, traits: Sequence[str]) -> None:
+def show_clip(ctx: Ctx, conditions: tuple[str, str], clip: str, row: pd.Series, traits: Sequence[str]) -> None:
+    """``conditions``: (base, arm) of the test, shown side by side."""
     import pandas as pd
 
-    base, arm = data.arms(cond)
+    base, arm = conditions
     name = ctx.name or "."
     left, right, numbers = st.columns([3, 3, 3])
     for col, which in ((left, base), (right, arm)):
@@ -516,7 +519,7 @@ def show_clip(ctx: Ctx, cond: str, clip: str, row: pd.Series, traits: Sequence[s
         trait = st.radio("Heatmap of", list(heat), key="heat_trait", horizontal=True)
         st.html(image_html(heat[trait].read_bytes(), "image/png", f"{clip}: {trait} attribution",
                            f"{clip} · {trait}: original | attribution"))
-    elif (ctx.result.attribution if ctx.result is not None else None):
+    elif ctx.result is not None and ctx.result.where_it_looks is not None:
         st.caption(f"`auditkit explain` did not pick {clip} (it explains the clips that moved most).")
 
 

@@ -14,13 +14,24 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from auditkit.contract.errors import RaterError
+from auditkit.contract.errors import ConfigError, RaterError
+from auditkit.contract.params import OneOf, check
 from auditkit.contract.rater import OCEAN, InputSpec
 
 from .weights import safe_load
 
 BACKBONES = ("resnet18", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0")
 POOLINGS = ("mean", "attention")
+# One rule each, read by the model and by the training settings (models.train.TrainConfig).
+MODEL_RULES = {"backbone": OneOf(BACKBONES), "pooling": OneOf(POOLINGS)}
+
+
+def check_model(name: str, value: str, label: str | None = None) -> str:
+    """``value`` of the model setting ``name``, or a ValueError naming it (``label``: the flag)."""
+    try:
+        return check(name, value, MODEL_RULES[name], where="", label=(lambda _k: label) if label else None)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
@@ -29,8 +40,7 @@ def make_backbone(name: str) -> tuple[nn.Module, int]:
     """A torchvision backbone with its classifier removed, and its feature width."""
     import torchvision.models as tvm
 
-    if name not in BACKBONES:
-        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {name!r}")
+    check_model("backbone", name)
     model = getattr(tvm, name)(weights=None)
     if name == "resnet18":
         dim = model.fc.in_features
@@ -47,8 +57,7 @@ class OceanRegressor(nn.Module):
                  weights: str | Path | None = None, dropout: float = 0.2,
                  compile: bool = False, crop: str = "full") -> None:
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        check_model("pooling", pooling)
         self.config = {"backbone": backbone, "pooling": pooling, "traits": list(traits),
                        "size": int(size), "frames": int(frames), "dropout": float(dropout), "crop": crop}
         self.trait_names = tuple(traits)

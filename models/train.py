@@ -38,7 +38,7 @@ from auditkit.contract.errors import AuditkitError, ConfigError
 from auditkit.contract.rater import OCEAN
 
 from .checkpoint import save_checkpoint
-from .ocean import BACKBONES, POOLINGS, OceanRegressor
+from .ocean import BACKBONES, POOLINGS, OceanRegressor, check_model
 
 
 @dataclass
@@ -74,10 +74,11 @@ class TrainConfig:
     crop: str = "full"          # "face": the samples are face crops, and the rater says so
 
     def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ConfigError(f"--backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"--pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        for name in ("backbone", "pooling"):
+            try:
+                check_model(name, getattr(self, name), label=f"--{name}")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         for key in ("size", "frames", "epochs", "batch_size"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from auditkit.contract.errors import RaterError
+from auditkit.contract.errors import RaterError, first_line
 
 
 def safe_load(path: Path, *, map_location: str | torch.device = "cpu", what: str = "checkpoint") -> Any:
@@ -28,4 +28,4 @@ def safe_load(path: Path, *, map_location: str | torch.device = "cpu", what: str
                              f"{what} must be plain data ({culprit[:160]})") from None
         raise RaterError(f"{path}: not a readable {what} (not a torch.save file)") from None
     except Exception as exc:  # not a torch file at all
-        raise RaterError(f"{path}: not a readable {what} ({str(exc).splitlines()[0][:160]})") from None
+        raise RaterError(f"{path}: not a readable {what} ({first_line(exc, 160)})") from None

@@ -1,9 +1,12 @@
 """Counterfactual edits of interview clips. ``get(name)`` and ``available()`` are the registry."""
 
-from .base import (DEFAULT_MAX_MISSING_FACE, Edit, NotApplicable, Perturbation, as_frames,
-                   available, clip_seed, families, get, register, resolve)
+from .base import (DEFAULT_MAX_MISSING_FACE, Edit, NotApplicable, Perturbation, arm_of, as_frames,
+                   available, clip_seed, contrast_arm, contrast_pair, families, family_of, get, register, resolve,
+                   variant_of)
 # Each module registers its family when imported ("rooms": the rendered scenes office and bookshelf).
 from . import background, controls, glasses, headwear, lighting, quality, regions, rooms  # noqa: F401
+from .controls import RETEST
 
-__all__ = ["DEFAULT_MAX_MISSING_FACE", "Edit", "NotApplicable", "Perturbation", "as_frames",
-           "available", "clip_seed", "families", "get", "register", "resolve"]
+__all__ = ["DEFAULT_MAX_MISSING_FACE", "RETEST", "Edit", "NotApplicable", "Perturbation", "arm_of", "as_frames",
+           "available", "clip_seed", "contrast_arm", "contrast_pair", "families", "family_of", "get", "register",
+           "resolve", "variant_of"]

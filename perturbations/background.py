@@ -248,7 +248,6 @@ def _edge_terms(frames: torch.Tensor, annotations: Any) -> tuple[torch.Tensor, t
 
 
 class BackgroundSwap(Perturbation):
-    family = "background"
     requires = frozenset({"mask"})
 
     def __init__(self, scene: str, description: str, scenes_dir: str | Path | None = None) -> None:
@@ -298,7 +297,6 @@ class BookshelfInsert(Perturbation):
     of the original background stays. The wall next to it gets the shelf's soft shadow."""
 
     name = "bookshelf:insert"
-    family = "bookshelf"
     description = "a bookshelf placed behind the person, beside them, in the original room"
     requires = frozenset({"mask"})
 

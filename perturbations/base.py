@@ -19,6 +19,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from auditkit.contract.arms import CONTRAST, ORIGINAL, ROLES, Arm
+
 
 DEFAULT_MAX_MISSING_FACE = 0.5  # a face edit needs a face in at least half of the frames
 
@@ -95,13 +97,13 @@ def clip_seed(seed: int, clip_id: str, name: str) -> int:
 
 
 class Perturbation(ABC):
-    """A named counterfactual edit. Subclasses set ``name``, ``family``, ``description``, and
-    ``requires`` (annotation kinds they need: ``"face"`` for landmarks, ``"mask"`` for the person
-    mask) and implement ``transform``. An edit that requires a face raises :class:`NotApplicable`
-    when the face is missing in more than ``max_missing_face`` of the frames."""
+    """A named counterfactual edit. Subclasses set ``name`` (``family:variant``), ``description``,
+    and ``requires`` (annotation kinds they need: ``"face"`` for landmarks, ``"mask"`` for the
+    person mask) and implement ``transform``; the family is the name's. An edit that requires a
+    face raises :class:`NotApplicable` when the face is missing in more than ``max_missing_face``
+    of the frames."""
 
     name: str = ""
-    family: str = ""
     description: str = ""
     requires: frozenset[str] = frozenset()
     # A control that changes which frames are sampled rather than their pixels sets the offset,
@@ -111,6 +113,15 @@ class Perturbation(ABC):
     # audit; "attribution": an edit that asks where the rater looks (region:*), which a rater is
     # expected to react to — judged as a family of its own and never a failure.
     role: str = "fairness"
+
+    @property
+    def family(self) -> str:
+        return family_of(self.name)
+
+    @property
+    def arm(self) -> Arm:
+        """This edit's test in an audit: its scores against the original's."""
+        return Arm(self.name, self.name, ORIGINAL, self.family, self.role)
 
     def make_params(self, frames: torch.Tensor, annotations: Any,
                     rng: np.random.Generator) -> dict[str, Any]:
@@ -154,27 +165,73 @@ _REGISTRY: dict[str, Callable[..., Perturbation]] = {}
 _EXPLICIT_ONLY: set[str] = set()
 
 
-def register(name: str, factory: Callable[..., Perturbation], *, in_family: bool = True) -> None:
+_ROLE: dict[str, str] = {}
+_SEPARATOR = " vs "  # a contrast's name: "A vs B" is A − B per candidate
+
+
+def family_of(name: str) -> str:
+    """The family of a registered edit's name (``glasses:thick`` → ``glasses``)."""
+    return name.partition(":")[0]
+
+
+def variant_of(name: str) -> str:
+    """The variant of a registered edit's name within its family (``region:face`` → ``face``)."""
+    return name.partition(":")[2]
+
+
+def register(name: str, factory: Callable[..., Perturbation], *, in_family: bool = True,
+             role: str = "fairness") -> None:
     """Add an edit. ``in_family=False``: a bare family name does not expand to it (it needs
-    options the user must give, such as a folder of images)."""
-    if ":" not in name:
+    options the user must give, such as a folder of images). ``role``: the question its test
+    answers (``attribution`` for the region ablations); its instances must say the same."""
+    if ":" not in name or _SEPARATOR in name or not family_of(name):
         raise ValueError(f"perturbation names are 'family:variant', got {name!r}")
     if name in _REGISTRY:
         raise ValueError(f"perturbation {name!r} is already registered")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     _REGISTRY[name] = factory
+    _ROLE[name] = role
     if not in_family:
         _EXPLICIT_ONLY.add(name)
+
+
+def contrast_arm(a: str, b: str, role: str | None = None) -> Arm:
+    """The test that compares edit ``a`` with edit ``b`` directly (``a`` − ``b`` per candidate).
+    Its role is ``attribution`` only when both edits ask where the rater looks."""
+    if role is None:
+        role = "attribution" if _ROLE.get(a) == _ROLE.get(b) == "attribution" else "fairness"
+    return Arm(f"{a}{_SEPARATOR}{b}", a, b, CONTRAST, role)
+
+
+def contrast_pair(text: str) -> tuple[str, str] | None:
+    """The two edits of a contrast written ``A vs B`` (as on the command line), or ``None`` when
+    the text is not two names around ``vs``."""
+    parts = [p.strip() for p in text.split(_SEPARATOR)]
+    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
+
+
+def arm_of(name: str, role: str | None = None) -> Arm:
+    """The arm a test's name stands for: an edit (``glasses:thick``) or a contrast
+    (``background:bookshelf vs background:plain``). For names read back from an ``audit.json``
+    written before tests carried their arm, and for the pytest plugin, which must know its tests
+    before any rater is loaded. ``role``: what the file says, when it says it; else the
+    registry's (``fairness`` for a name it does not know)."""
+    a, sep, b = name.partition(_SEPARATOR)
+    if sep:
+        return contrast_arm(a, b, role)
+    return Arm(name, name, ORIGINAL, family_of(name), role or _ROLE.get(name, "fairness"))
 
 
 def available(family: str | None = None) -> list[str]:
     """Registered names; with ``family``, the variants a bare family name expands to."""
     if family is None:
         return sorted(_REGISTRY)
-    return sorted(n for n in _REGISTRY if n.split(":")[0] == family and n not in _EXPLICIT_ONLY)
+    return sorted(n for n in _REGISTRY if family_of(n) == family and n not in _EXPLICIT_ONLY)
 
 
 def families() -> list[str]:
-    return sorted({n.split(":")[0] for n in _REGISTRY})
+    return sorted({family_of(n) for n in _REGISTRY})
 
 
 def get(name: str, **options: Any) -> Perturbation:
@@ -190,7 +247,11 @@ def get(name: str, **options: Any) -> Perturbation:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"unknown perturbation {name!r}{hint} (available: {', '.join(available())})") from None
     accepted = inspect.signature(factory).parameters
-    return factory(**{k: v for k, v in options.items() if k in accepted})
+    edit = factory(**{k: v for k, v in options.items() if k in accepted})
+    if edit.name != name or edit.role != _ROLE[name]:
+        raise RuntimeError(f"perturbation {name!r} is registered as a {_ROLE[name]} edit but its factory made "
+                           f"{edit.name!r} ({edit.role})")
+    return edit
 
 
 def resolve(spec: str | list[str] | tuple[str, ...], **options: Any) -> list[Perturbation]:

@@ -17,14 +17,15 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from auditkit.contract.arms import RETEST
+
 from .base import DEFAULT_MAX_MISSING_FACE, Edit, NotApplicable, Perturbation, as_frames, register
 
 RETEST_OFFSET = 0.5
 
 
 class Retest(Perturbation):
-    name = "control:retest"
-    family = "control"
+    name = RETEST
     description = "the same clip sampled half a sampling interval later: the rater's own noise"
     resample = RETEST_OFFSET
 
@@ -47,4 +48,4 @@ class Retest(Perturbation):
         raise NotApplicable("a retest is not a pixel edit: call it with resampled= frames")
 
 
-register("control:retest", Retest)
+register(RETEST, Retest)

@@ -113,7 +113,6 @@ def eye_box(geometry: Mapping[str, torch.Tensor], half_w: float = 1.6,
 
 
 class Glasses(Perturbation):
-    family = "glasses"
     requires = frozenset({"face"})
 
     def __init__(self, style: str) -> None:

@@ -193,7 +193,6 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 
 
 class Headscarf(Perturbation):
-    family = "headwear"
     requires = frozenset({"face"})
 
     def __init__(self, style: str = "wrapped") -> None:

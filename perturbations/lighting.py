@@ -16,7 +16,6 @@ _COOL = (0.86, 0.98, 1.12)
 
 
 class Brightness(Perturbation):
-    family = "lighting"
     requires = frozenset()
 
     def __init__(self, name: str, low: float, high: float, description: str) -> None:
@@ -31,7 +30,6 @@ class Brightness(Perturbation):
 
 class Gamma(Perturbation):
     name = "lighting:gamma"
-    family = "lighting"
     description = "darker mid-tones (gamma about 1.7), as an under-exposed webcam"
 
     def make_params(self, frames, annotations, rng):
@@ -43,7 +41,6 @@ class Gamma(Perturbation):
 
 class Contrast(Perturbation):
     name = "lighting:low-contrast"
-    family = "lighting"
     description = "contrast reduced to about 60% around each frame's mean grey"
 
     def make_params(self, frames, annotations, rng):
@@ -56,7 +53,6 @@ class Contrast(Perturbation):
 
 
 class ColourTemperature(Perturbation):
-    family = "lighting"
 
     def __init__(self, name: str, gains: tuple[float, float, float], description: str) -> None:
         self.name, self.gains, self.description = name, gains, description

@@ -55,7 +55,6 @@ class JpegCompression(Perturbation):
     """
 
     name = "quality:jpeg"
-    family = "quality"
     description = "JPEG compression at quality 12-20 (blocky, smeared colour), a starved video stream"
     requires = frozenset()
 
@@ -92,7 +91,6 @@ def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
 
 class DefocusBlur(Perturbation):
     name = "quality:blur"
-    family = "quality"
     description = "out-of-focus webcam: Gaussian blur, sigma about 0.5% of the frame's shorter side"
     requires = frozenset()
 
@@ -121,7 +119,6 @@ class LowResolution(Perturbation):
     """
 
     name = "quality:lowres"
-    family = "quality"
     description = "low-bandwidth stream: sent at about 96-128 lines, scaled back up (soft, pixelated edges)"
     requires = frozenset()
 
@@ -157,7 +154,6 @@ class SensorNoise(Perturbation):
     """
 
     name = "quality:noise"
-    family = "quality"
     description = "grainy low-light sensor: Gaussian noise of 4-7 grey levels in every frame"
     requires = frozenset()
 

@@ -144,7 +144,6 @@ def fill(frames: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 class RegionAblation(Perturbation):
-    family = "region"
     role = "attribution"
 
     def __init__(self, region: str, description: str) -> None:
@@ -169,9 +168,9 @@ _DESCRIPTIONS = {
 }
 
 for _region, _text in _DESCRIPTIONS.items():
-    register(f"region:{_region}", lambda r=_region, d=_text: RegionAblation(r, d))
+    register(f"region:{_region}", lambda r=_region, d=_text: RegionAblation(r, d), role="attribution")
 register("region:all", lambda: RegionAblation("all", "control: the whole frame flat grey (nothing to see)"),
-         in_family=False)
+         in_family=False, role="attribution")
 
 __all__ = ["GREY", "REGIONS", "RegionAblation", "face_oval", "fill", "head_zone", "region_masks",
            "region_weight"]

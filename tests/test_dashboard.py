@@ -330,7 +330,7 @@ def test_what_an_inconclusive_result_would_need():
 
 # --------------------------------------------------------------------------- Clips
 def _store_shift(runs: Path, name: str, cond: str, trait: str) -> dict[str, float]:
-    base, arm = data.arms(cond)
+    base, arm = data.arms(load_audit(runs / name / "audit.json"), cond)
     with Store.open_readonly(runs / name / "results.sqlite") as store:
         before, after = store.scores(base, trait), store.scores(arm, trait)
     return {c: after[c] - before[c] for c in after if c in before}
@@ -502,3 +502,32 @@ def test_runs_dir_comes_from_arguments_then_environment():
     assert data.runs_dir(["/a"], {data.ENV_RUNS_DIR: "/b"}) == Path("/a")
     assert data.runs_dir([], {data.ENV_RUNS_DIR: "/b"}) == Path("/b")
     assert data.runs_dir([], {}) == Path("auditkit-runs")
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_run_of_an_older_schema_renders_every_page_with_its_verdicts(runs, tmp_path, monkeypatch, version):
+    # A run written before tests carried their arm, base and family (and, schema 1, before the
+    # per-candidate statistics): the dashboard reads the identity from the registry.
+    from test_plan import _downgrade
+
+    root = tmp_path / "runs"
+    shutil.copytree(runs / "demo-1" / "before", root / "older-schema")
+    path = root / "older-schema" / "audit.json"
+    new = json.loads(path.read_text())
+    path.write_text(json.dumps(_downgrade(new, version)))
+    monkeypatch.setenv(data.ENV_RUNS_DIR, str(root))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    _ok(at)
+    grid = _html(at)
+    for t in new["tests"]:
+        assert t["perturbation"] in grid
+    assert at.multiselect(key="family").options == ["lighting", "control", "contrasts"]
+    go(at, page="Condition")
+    at.selectbox(key="condition").set_value(CONTRAST).run()
+    _ok(at)
+    assert any("Shift = lighting:dim − lighting:bright, per clip" in c.value for c in at.caption)
+    table = _table(at, "equiv p adj")
+    saved = [t["verdict"] for t in new["tests"] if t["perturbation"] == CONTRAST]
+    assert [v.split()[-1] for v in table["verdict"]] == saved  # shown with a mark: "⚠ shift"
+    go(at, page="Clips")
+    _ok(at)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from auditkit import run_audit
-from auditkit.demo import PLANTED, planted_effect, planted_samples, render_table, summarise
+from auditkit.demo import (PLANTED, TRAIN_BACKGROUNDS, DemoConfig, planted_effect, planted_samples, render_table,
+                           summarise)
 from auditkit.raters import OCEAN, TorchRater
 from auditkit.models.train import TrainConfig, train
 
@@ -15,7 +16,7 @@ def test_planted_labels_follow_the_edits(annotated_samples):
     clips = [c for c, _ in annotated_samples[:2]]
     anns = {c.id: a for c, a in annotated_samples[:2]}
     samples = planted_samples(clips, anns, seed=0)
-    assert len(samples) == 2 * 16
+    assert len(samples) == 2 * sum(copies for _, copies in TRAIN_BACKGROUNDS)
     deltas = np.stack([(s.label - s.target).numpy() for s in samples]).astype(np.float64)
     c, e = OCEAN.index("conscientiousness"), OCEAN.index("extraversion")
     # Every label is the fair target plus the planted effects of what is in that copy.
@@ -34,7 +35,7 @@ def test_brief_training_learns_the_planted_bookshelf_effect(annotated_samples):
     # generalises) at the demo's input size: the rendered rooms are matched to the clip, and at
     # 64 px or from eight clips too little of the shelves survives for five epochs to learn.
     samples = planted_samples(clips, anns, seed=0)
-    config = TrainConfig(size=112, frames=2, epochs=5, batch_size=16, lr=2e-3, seed=0)
+    config = TrainConfig(size=DemoConfig.size, frames=2, epochs=5, batch_size=16, lr=2e-3, seed=0)
     model, history = train(samples, config, progress=False)
     assert history["epochs"][-1]["loss"] < history["epochs"][0]["loss"]
     rater = TorchRater(model, model.trait_names, model.input, name="planted")

@@ -48,14 +48,15 @@ def test_constant_rater_is_invariant_everywhere(sample_dir, constant_rater_path)
 def test_audit_json_round_trip_has_the_contract_fields(sample_dir, brightness_rater_path):
     result = audit(str(brightness_rater_path), sample_dir, ["lighting:dim"], margin=0.02)
     data = result.to_dict()
-    assert data["schema_version"] == 2 and data["n_clips"] == 12
+    assert data["schema_version"] == 3 and data["n_clips"] == 12
     assert {"spec", "hash"} <= set(data["rater"])
     for test in data["tests"]:
         assert {"perturbation", "trait", "n", "mean_shift", "ci_low", "ci_high", "p_value",
                 "p_adjusted", "effect_size_dz", "equivalence_p", "margin", "verdict", "n_clips", "n_subjects",
                 "unit", "tolerance", "share_moved", "share_moved_low", "share_moved_high", "unstable_p",
-                "stable_p", "loa_low", "loa_high"} <= set(test)
+                "stable_p", "loa_low", "loa_high", "arm", "base", "family"} <= set(test)
         assert test["margin"] == 0.02
+        assert (test["arm"], test["base"], test["family"]) == ("lighting:dim", "original", "lighting")
     assert AuditResult.from_dict(data) == result
 
 

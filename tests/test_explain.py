@@ -15,6 +15,7 @@ from torch import nn
 
 from auditkit import perturbations, run_audit
 from auditkit.contract.errors import ConfigError, RaterError
+from auditkit.core.explain import ExplainSettings as ES
 from auditkit.core.explain import (Attribution, ClipAttribution, explain, from_scores, overlay_png,
                                    scores_from_store)
 from auditkit.core.store import Store
@@ -69,7 +70,7 @@ def region_audit(sample_dir, annotator, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gradients(clips, annotator):
-    return explain(bands(), clips, annotator=annotator, method="integrated_gradients", max_clips=len(clips))
+    return explain(bands(), clips, ES("integrated_gradients", len(clips)), annotator=annotator)
 
 
 def test_region_ablation_in_an_audit_finds_the_background_and_the_face(region_audit, clips, annotator):
@@ -96,7 +97,7 @@ def test_explain_by_ablation_gives_what_the_audit_gives(region_audit, clips, ann
     result, db = region_audit
     with Store(db) as store:
         from_audit = from_scores(scores_from_store(store), clips, annotator, result.traits)
-    direct = explain(bands(), clips, annotator=annotator, method="ablation", max_clips=len(clips))
+    direct = explain(bands(), clips, ES("ablation", len(clips)), annotator=annotator)
     assert [c.clip for c in direct.clips] == [c.clip for c in from_audit.clips]
     for a, b in zip(direct.clips, from_audit.clips):
         np.testing.assert_allclose(a.regions, b.regions, rtol=1e-6, atol=1e-7)
@@ -127,7 +128,7 @@ def test_the_gradients_distribute_the_whole_grey_frame_shift(gradients, annotate
 
 def test_a_torchscript_rater_gets_the_same_attribution(clips, annotator, gradients, tmp_path):
     path = save_torchscript(CornerAndEyes(), tmp_path / "bands.pt", input=SPEC)
-    scripted = explain(load_rater(str(path)), clips[:3], annotator=annotator, method="auto", max_clips=3)
+    scripted = explain(load_rater(str(path)), clips[:3], ES("auto", 3), annotator=annotator)
     assert scripted.method == "integrated_gradients"
     for a, b in zip(scripted.clips, gradients.clips[:3]):
         np.testing.assert_allclose(a.regions, b.regions, rtol=1e-4, atol=1e-9)
@@ -138,7 +139,7 @@ def test_a_rater_that_ignores_its_input_gets_zero_and_invariant(sample_dir, clip
     result = run_audit(rater, sample_dir, ["region"], annotator=annotator, unit="clip", retest=False)
     assert {t.verdict for t in result.tests} == {"invariant"} and len(result.tests) == 4 * 5
     for method in ("integrated_gradients", "ablation"):
-        found = explain(rater, clips[:4], annotator=annotator, method=method)
+        found = explain(rater, clips[:4], ES(method), annotator=annotator)
         for c in found.clips:
             assert not c.regions.any() and not c.heatmaps.any(), method
         data = found.to_dict()
@@ -170,9 +171,9 @@ def test_an_onnx_rater_is_refused_gradients_and_explained_by_ablation(clips, ann
     rater = load_rater(str(path))
     with pytest.raises(RaterError, match=r"^explain: rater .*bands.onnx \(OnnxRater\) is not a PyTorch "
                                          r"module, so integrated_gradients cannot run; use method='ablation'"):
-        explain(rater, clips[:2], annotator=annotator, method="integrated_gradients")
+        explain(rater, clips[:2], ES("integrated_gradients"), annotator=annotator)
     found = explain(rater, clips[:4], annotator=annotator)
-    torch_found = explain(bands(), clips[:4], annotator=annotator, method="ablation")
+    torch_found = explain(bands(), clips[:4], ES("ablation"), annotator=annotator)
     assert found.method == "ablation"
     for a, b in zip(found.clips, torch_found.clips):
         np.testing.assert_allclose(a.regions, b.regions, atol=1e-5)
@@ -184,28 +185,28 @@ def test_a_module_that_breaks_the_gradient_is_refused(clips, annotator):
             return x.detach().mean(dim=(1, 2, 3, 4)).unsqueeze(1).expand(-1, 5)
 
     with pytest.raises(RaterError, match="carry no gradient .* use method='ablation'"):
-        explain(TorchRater(Detached(), input=SPEC, name="detached"), clips[:1], annotator=annotator,
-                method="integrated_gradients")
+        explain(TorchRater(Detached(), input=SPEC, name="detached"), clips[:1], ES("integrated_gradients"),
+                annotator=annotator)
 
 
 def test_cost_is_bounded_and_a_cache_hit_costs_nothing(sample_dir, annotator):
     rater = Counting(CornerAndEyes(), input=SPEC, name="counting")
     cache: dict[str, bytes] = {}
     ticks = []
-    first = explain(rater, sample_dir, annotator=annotator, method="ablation", max_clips=3, frames=1,
+    first = explain(rater, sample_dir, ES("ablation", 3, 1), annotator=annotator,
                     cache=cache, progress=ticks.append)
     assert len(first.clips) == 3 and len(cache) == 3 and sum(ticks) == 3
     # Spread over the folder, not its first three clips.
     assert [c.clip for c in first.clips] == ["collins_06_tight", "hopper_00_tight", "hopper_05_tight"]
     assert all(c.frames.shape == (1, 64, 64, 3) and c.heatmaps.shape == (5, 1, 64, 64) for c in first.clips)
     calls = Counting.calls
-    again = explain(rater, sample_dir, annotator=annotator, method="ablation", max_clips=3, frames=1, cache=cache)
+    again = explain(rater, sample_dir, ES("ablation", 3, 1), annotator=annotator, cache=cache)
     assert Counting.calls == calls
     assert again.to_dict() == first.to_dict()
 
 
 def test_only_the_traits_asked_for_are_explained(clips, annotator, gradients):
-    one = explain(bands(), clips[:2], annotator=annotator, method="integrated_gradients", traits=[EYES_TRAIT])
+    one = explain(bands(), clips[:2], ES("integrated_gradients", traits=[EYES_TRAIT]), annotator=annotator)
     assert one.traits == (EYES_TRAIT,) and list(one.to_dict()["traits"]) == [EYES_TRAIT]
     k = gradients.traits.index(EYES_TRAIT)
     for a, b in zip(one.clips, gradients.clips[:2]):
@@ -242,12 +243,12 @@ def test_overlays_show_the_frame_beside_its_heatmap(gradients):
 def test_bad_options_are_one_line_each(clips, annotator):
     with pytest.raises(ConfigError, match="explain: method must be one of auto, integrated_gradients, "
                                           "ablation, got 'shap'"):
-        explain(bands(), clips, annotator=annotator, method="shap")
-    for name in ("max_clips", "frames", "steps"):
+        ES("shap")
+    for name in ("clips", "frames", "steps"):
         with pytest.raises(ConfigError, match=f"explain: {name} must be an integer >= "):
-            explain(bands(), clips, annotator=annotator, **{name: 0})
+            ES(**{name: 0})
     with pytest.raises(ConfigError, match="explain: traits must be distinct names among openness, "
                                           "conscientiousness, .*, got 'grit'"):
-        explain(bands(), clips, annotator=annotator, traits=["grit"])
+        explain(bands(), clips, ES(traits=["grit"]), annotator=annotator)
     with pytest.raises(KeyError, match="no trait 'grit'"):
-        explain(bands(), clips[:1], annotator=annotator, method="ablation").share("grit", "face")
+        explain(bands(), clips[:1], ES("ablation"), annotator=annotator).share("grit", "face")

@@ -13,6 +13,7 @@ import pytest
 from auditkit import run_audit
 from auditkit.app.explain import explain_run, overlay_name
 from auditkit.cli import main
+from auditkit.core.explain import ExplainSettings
 from auditkit.core.report import render_junit, render_markdown, render_text
 from auditkit.core.result import VERDICTS, AuditResult, SchemaError, ShiftTest
 from auditkit.contract.errors import AuditkitError
@@ -116,7 +117,7 @@ def test_a_second_explain_computes_nothing(explained, corner_rater):
     Counting.calls = 0
     inner = load_rater(str(corner_rater))
     rater = Counting(inner.module, input=inner.input, name=inner.name, identity=inner.identity)
-    explain_run(out, rater=rater, clips=3, frames=1, steps=4, quiet=True)
+    explain_run(out, ExplainSettings(clips=3, frames=1, steps=4), rater=rater, quiet=True)
     assert Counting.calls == 0
     second = json.loads((out / "audit.json").read_text())["attribution"]
     assert second["traits"] == first["traits"]
@@ -126,7 +127,7 @@ def test_explain_refuses_another_rater(explained, sample_dir, tmp_path):
     out, _, _ = explained
     other = save_torchscript(CornerAndEyes(), tmp_path / "other.pt", input=InputSpec(size=(48, 48), frames=6))
     with pytest.raises(AuditkitError, match="not the rater this run audited"):
-        explain_run(out, rater=load_rater(str(other)), clips=1, quiet=True)
+        explain_run(out, ExplainSettings(clips=1), rater=load_rater(str(other)), quiet=True)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -153,7 +154,7 @@ def test_a_rater_that_ignores_its_input_has_nothing_to_explain(sample_dir, tmp_p
     result = run_audit(constant, sample_dir, ["region:face"], annotator=annotator, retest=False,
                        store=tmp_path / "results.sqlite")
     write_run(result, tmp_path, store=tmp_path / "results.sqlite")
-    attribution = explain_run(tmp_path, rater=constant, method="ablation", clips=2, frames=1, quiet=True)
+    attribution = explain_run(tmp_path, ExplainSettings("ablation", 2, 1), rater=constant, quiet=True)
     assert all(attribution.share(t, r) == 0 for t in attribution.traits for r in ("face", "background"))
     data = json.loads((tmp_path / "audit.json").read_text())
     assert data["attribution"]["traits"]

@@ -62,7 +62,7 @@ def test_previews_come_only_from_the_audit_folder(saved, tmp_path):
 
 
 @pytest.mark.parametrize("mutate,fragment", [
-    (lambda d: d.update(schema_version=3), "field 'schema_version' is 3, newer than"),
+    (lambda d: d.update(schema_version=4), "field 'schema_version' is 4, newer than"),
     (lambda d: d.pop("traits"), "field 'traits' is missing"),
     (lambda d: d["tests"][0].pop("margin"), "tests[] lacks field 'margin'"),
 ])

@@ -59,7 +59,7 @@ def test_shift_test_reads_like_scipy():
 
 def test_select_refuses_names_that_match_nothing_and_families_skip_contrasts():
     base = _result()
-    contrast = base.tests[0].with_(perturbation="lighting:dim vs lighting:gamma")
+    contrast = base.tests[0].with_(perturbation="lighting:dim vs lighting:gamma", arm=None, base=None, family=None)
     result = AuditResult(rater=base.rater, traits=base.traits, n_clips=4, config=base.config,
                          tests=base.tests + (contrast,))
     assert len(result.select("lighting")) == 3  # the family, not the contrast

@@ -171,11 +171,11 @@ def test_clear_shift_and_clear_invariance():
     (dict(before=[1.0, 2.0, 3.0], after=[1.0, np.nan, 3.0]), ["after[1]", "finite"]),
     (dict(before=[1.0, np.inf, 3.0], after=[1.0, 2.0, 3.0]), ["before[1]", "finite"]),
     (dict(before=["a", "b"], after=[1.0, 2.0]), ["before", "real numbers"]),
-    (dict(margin=0.0), ["margin", "> 0"]),
-    (dict(margin=math.inf), ["margin", "finite"]),
+    (dict(margin=0.0), ["margin", "a positive number", "got 0.0"]),
+    (dict(margin=math.inf), ["margin", "a positive number", "inf"]),
     (dict(margin="big"), ["margin"]),
-    (dict(alpha=0.5), ["alpha", "(0, 0.5)"]),
-    (dict(alpha=0.0), ["alpha", "(0, 0.5)"]),
+    (dict(alpha=0.5), ["alpha", "between 0 and 0.5"]),
+    (dict(alpha=0.0), ["alpha", "between 0 and 0.5"]),
 ])
 def test_validation_names_the_argument(kwargs, words):
     args = dict(before=[1.0, 2.0, 3.0], after=[1.5, 2.1, 3.2], margin=0.5, alpha=0.05)
@@ -184,6 +184,21 @@ def test_validation_names_the_argument(kwargs, words):
         paired_shift_test(**args)
     for w in words:
         assert w in str(err.value)
+
+
+@pytest.mark.parametrize("name,value", [("alpha", 0.7), ("alpha", True), ("tolerance", 0.0), ("tolerance", 0.5)])
+def test_statistics_and_settings_refuse_a_value_in_the_same_words(name, value):
+    # One rule set: the public statistics check their arguments by the settings' own rules.
+    from auditkit.contract.errors import ConfigError
+    from auditkit.core.settings import AuditConfig
+
+    args = dict(before=[1.0, 2.0, 3.0], after=[1.5, 2.1, 3.2], margin=0.5, alpha=0.05, tolerance=0.05)
+    args[name] = value
+    with pytest.raises(ValueError) as from_stats:
+        paired_shift_test(**args)
+    with pytest.raises(ConfigError) as from_settings:
+        AuditConfig.from_mapping({name: value}, source="")
+    assert str(from_stats.value) == str(from_settings.value).removeprefix("configuration: ")
 
 
 def test_other_validation():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from auditkit.contract.errors import AuditkitError
 
@@ -31,37 +31,40 @@ def overlay_name(clip_id: str, trait: str) -> str:
 def moved_most(store: Any, result: Any, n: int) -> list[str]:
     """The clips whose scores moved most under the audit's fairness edits: each clip's largest
     |shift| over the margin, across edits and traits (the retest control left out)."""
-    from auditkit.core.store import ORIGINAL
+    from auditkit.contract.arms import ORIGINAL, RETEST
 
     worst: dict[str, float] = {}
     for t in result.fairness:
-        if t.perturbation == "control:retest" or " vs " in (t.perturbation or ""):
+        if t.arm == RETEST or t.base != ORIGINAL:
             continue
-        before, after = store.scores(ORIGINAL, t.trait), store.scores(t.perturbation, t.trait)
+        before, after = store.scores(ORIGINAL, t.trait), store.scores(t.arm, t.trait)
         for clip, value in after.items():
             if clip in before:
                 worst[clip] = max(worst.get(clip, 0.0), abs(value - before[clip]) / t.margin)
     return [c for c, _ in sorted(worst.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
 
 
-def explain_run(out: str | Path, *, rater: Any = None, method: str = "auto", clips: int = 8, frames: int = 2,
-                steps: int = 16, traits: Sequence[str] | None = None, quiet: bool = False) -> Any:
-    """Explain the saved run in ``out`` and add what was found to it; returns the ``Attribution``.
-    ``rater``: the loaded rater (default: loaded again from the spec the run recorded)."""
+def explain_run(out: str | Path, settings: Any = None, *, rater: Any = None, quiet: bool = False) -> Any:
+    """Explain the saved run in ``out`` as ``settings`` say (an ``ExplainSettings``; default: its
+    defaults) and add what was found to it; returns the ``Attribution``. ``rater``: the loaded
+    rater (default: loaded again from the spec the run recorded)."""
     from auditkit.contract.device import pick_device
-    from auditkit.core.explain import explain
+    from auditkit.core.explain import ExplainSettings, explain
     from auditkit.core.store import Store
     from auditkit.media.clips import discover
     from auditkit.media.samples import sample_clips
     from auditkit.raters import load_rater
 
+    from auditkit.core.settings import AuditConfig
+
     out = Path(out)
     result = load_audit(out / "audit.json")
+    recorded = AuditConfig.from_record(result.config)
     spec = result.config.get("rater") or result.rater.get("spec")
     if rater is None:
         if not isinstance(spec, str) or not spec:
             raise AuditkitError(f"{out / 'audit.json'}: records no rater spec to load; pass the rater")
-        rater = load_rater(spec, device=pick_device(str(result.config.get("device", "auto"))))
+        rater = load_rater(spec, device=pick_device(recorded.device))
     from auditkit.contract.rater import rater_identity
 
     if result.rater.get("hash") not in (None, rater_identity(rater)["hash"]):
@@ -72,12 +75,12 @@ def explain_run(out: str | Path, *, rater: Any = None, method: str = "auto", cli
     if not clips_dir.is_dir():
         raise AuditkitError(f"{clips_dir}: the run's clips folder is gone; explain reads the clips again")
     with Store(out / "results.sqlite") as store:
-        picked = moved_most(store, result, clips)
+        settings = settings or ExplainSettings()
+        picked = moved_most(store, result, settings.clips)
         by_id = {s.id: s for s in discover(clips_dir)}
         sources = [by_id[c] for c in picked if c in by_id] or list(by_id.values())
-        attribution = explain(rater, sources, method=method, max_clips=clips, frames=frames, steps=steps,
-                              max_side=int(result.config.get("max_side", 640)), traits=traits,
-                              progress=not quiet, cache=store.explain_cache())
+        attribution = explain(rater, sources, settings, max_side=recorded.max_side, progress=not quiet,
+                              cache=store.explain_cache())
     overlays: dict[str, dict[str, str]] = {}
     for clip in attribution.clips:
         if not clip.frame_index:

@@ -22,8 +22,10 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
     """Run one audit as configured and write its files; return the exit code."""
     # Imported here: the dashboard reads saved runs through this module without loading torch.
     from auditkit.contract.device import pick_device
-    from auditkit.core.engine import _resolve_perturbations, run_audit
+    from auditkit.core.engine import run_audit
+    from auditkit.core.plan import resolve_edits
     from auditkit.core.report import render_text
+    from auditkit.core.stats import MIN_N
     from auditkit.media.clips import discover
     from auditkit.media.samples import sample_clips
     from auditkit.raters import load_rater
@@ -33,7 +35,7 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
     sources = discover(clips_dir)
     config, why = for_sample_clips(config, sources)
     record = {"rater": config.rater, "clips": str(clips_dir), **why}
-    edits = _resolve_perturbations(list(config.perturbations), scenes_dir=config.scenes_dir)
+    edits = resolve_edits(list(config.perturbations), scenes_dir=config.scenes_dir)
     device = pick_device(config.device)
     rater = load_rater(config.rater, device=device)
     out = Path(config.out)
@@ -64,13 +66,13 @@ def execute(config, *, quiet: bool = False, echo: bool = True) -> int:
     if echo:
         print(render_text(result))
         print(f"\nwrote {out / 'audit.json'}, {out / 'report.html'}, {out / 'results.sqlite'}")
-    few = [t for t in result.tests if t.n < 3]
+    few = [t for t in result.tests if t.n < MIN_N]
     if few and result.unit == "person":
-        print(f"auditkit: warning: {len(few)} test(s) rest on fewer than 3 people and decide nothing "
+        print(f"auditkit: warning: {len(few)} test(s) rest on fewer than {MIN_N} people and decide nothing "
               f"({result.n_subjects} people in {result.n_clips} clips; --unit clip judges these clips instead)",
               file=sys.stderr)
     elif few:
-        print(f"auditkit: warning: {len(few)} test(s) have fewer than 3 paired clips and decide "
+        print(f"auditkit: warning: {len(few)} test(s) have fewer than {MIN_N} paired clips and decide "
               "nothing (see skipped)", file=sys.stderr)
     return EXIT_SHIFT if result.failing(config.fail_on) else EXIT_OK
 

@@ -36,3 +36,19 @@ class PartialScores(Exception):
         super().__init__(f"{len(failures)} row(s) of the batch could not be scored")
         self.scores = scores
         self.failures = dict(failures)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-blank line of an exception's message, or its type's name when it has none
+    (a bare ``assert``, ``ValueError()``): what a one-line reason quotes."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return type(exc).__name__
+
+
+def last_line(exc: BaseException, limit: int = 300) -> str:
+    """The last non-blank line of an exception's message (where a nested traceback says why), or
+    its type's name when it has none."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else type(exc).__name__

@@ -20,13 +20,15 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from auditkit.contract.errors import AuditkitError, ConfigError
-from auditkit.perturbations import Perturbation
+from auditkit.contract.errors import AuditkitError, ConfigError, first_line, last_line
 from auditkit.perturbations.annotate import Annotator
 
+from .plan import AuditPlan
+from auditkit.contract.params import check
+
+from .settings import EXECUTORS, RAY_WORKERS, WORKERS
 from .work import Outcome, needs_annotation, prepare, resample_offsets, score_batch
 
-EXECUTORS = ("local", "ray")
 ACTOR_START_TIMEOUT = 300.0  # seconds for every Ray actor to load the rater; a placement that never fits fails
 CLIENT_ATTEMPTS = 3  # a ray:// head whose per-client server failed to start is asked again, this often
 LOOKAHEAD = 2  # batches prepared ahead of the one being scored: enough to hide annotation, bounded memory
@@ -38,17 +40,12 @@ class Job:
 
     rater: Any                 # a loaded rater (local) ...
     rater_spec: Any            # ... and what to load it from elsewhere (a spec string or the object)
-    edits: Sequence[Perturbation]
+    plan: AuditPlan            # the edits to score and the settings they are scored with
     done: set[tuple[str, str]]
-    device: torch.device
-    seed: int
-    max_side: int
-    max_missing_face: float
+    device: torch.device       # where this process runs the rater; a Ray actor picks its own from the settings
     per_call: int
     annotator: Annotator | None
     thumbs: bool = True
-    face_crop: bool = False    # the rater sees face crops: every clip it scores is annotated
-    device_setting: str = "auto"  # what the user asked for; a Ray actor resolves it on its own node
     timing: bool = False  # time edits, inputs and rater calls into Outcome.seconds (CUDA synchronised)
     # torch's CPU kernels for exp, sin, atan2... round their vectorised body and their scalar
     # tail differently, and where the tail falls depends on how many threads split the tensor:
@@ -64,19 +61,25 @@ class Job:
                 self._by_clip.setdefault(cid, []).append(cond)
         return {(s.id, cond) for s in batch for cond in self._by_clip.get(s.id, ())}
 
+    @property
+    def edits(self) -> tuple:
+        return self.plan.edits
+
+    def annotate_flags(self, batch: Sequence[Any], rater: Any, annotator: Annotator | None) -> list[bool]:
+        """Which clips of a batch must be annotated (a face-crop rater needs every clip's face)."""
+        done = self.done_for(batch)
+        face_crop = rater.input.crop == "face"
+        return [annotator is not None and needs_annotation(s.id, self.edits, done, face_crop) for s in batch]
+
     def run_batch(self, batch: Sequence[Any], rater: Any, annotator: Annotator | None,
                   device: torch.device, prepared: Any = None) -> Outcome:
         done = self.done_for(batch)
         stats: dict[str, int] = {}
         if prepared is None:
-            flags = [annotator is not None and needs_annotation(s.id, self.edits, done, self.face_crop)
-                     for s in batch]
-            prepared, stats = prepare(batch, frames=rater.input.frames, max_side=self.max_side,
-                                      annotator=annotator, annotate=flags,
+            prepared, stats = prepare(batch, frames=rater.input.frames, max_side=self.plan.settings.max_side,
+                                      annotator=annotator, annotate=self.annotate_flags(batch, rater, annotator),
                                       resample=[resample_offsets(s.id, self.edits, done) for s in batch])
-        outcome = score_batch(rater, prepared, self.edits, done, device=device, seed=self.seed,
-                              max_missing_face=self.max_missing_face, per_call=self.per_call, thumbs=self.thumbs,
-                              timing=self.timing)
+        outcome = score_batch(rater, prepared, self, done, device)
         # The caller's own annotator has counted this work already; another process's has not.
         outcome.annotated = {} if annotator is self.annotator else stats
         return outcome
@@ -124,14 +127,12 @@ class LocalExecutor:
     """
 
     def __init__(self, workers: int = 1) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise ConfigError(f"workers must be an integer >= 0, got {workers!r}")
+        check("workers", workers, WORKERS, where="")
         self.workers = workers
 
     def run(self, job: Job, batches: Sequence[Sequence[Any]]) -> Iterator[Outcome]:
         frames = job.rater.input.frames
-        flags = [[job.annotator is not None and needs_annotation(s.id, job.edits, job.done_for(batch), job.face_crop)
-                  for s in batch] for batch in batches]
+        flags = [job.annotate_flags(batch, job.rater, job.annotator) for batch in batches]
         use_pool = (self.workers > 0 and type(job.annotator) is Annotator
                     and sum(any(f) for f in flags) > 1)
         if not use_pool:
@@ -149,7 +150,7 @@ class LocalExecutor:
                 while submitted < len(batches) and submitted <= current + LOOKAHEAD:
                     batch = batches[submitted]
                     done = job.done_for(batch)
-                    pending.append(pool.submit(_worker_prepare, list(batch), frames, job.max_side,
+                    pending.append(pool.submit(_worker_prepare, list(batch), frames, job.plan.settings.max_side,
                                                str(job.annotator.cache_dir), job.annotator.use_cache,
                                                flags[submitted], [resample_offsets(s.id, job.edits, done)
                                                                   for s in batch]))
@@ -176,7 +177,7 @@ class _RayWorker:
     """A Ray actor: loads the rater from its source once, on the device this actor has, then
     scores whole batches."""
 
-    def __init__(self, job: Job, device: str) -> None:
+    def __init__(self, job: Job) -> None:
         from auditkit.contract.device import pick_device
         from auditkit.contract.rater import rater_identity
         from auditkit.raters import RaterSource, load_rater
@@ -184,7 +185,7 @@ class _RayWorker:
         torch.set_num_threads(job.threads)
         # Chosen here, on the node: "auto" is this actor's own GPU when it has one, whatever the
         # machine that started the audit has.
-        self.device = pick_device(device)
+        self.device = pick_device(job.plan.settings.device)
         spec = job.rater_spec
         self.rater = spec.load(self.device) if isinstance(spec, RaterSource) else load_rater(spec, device=self.device)
         self.job = job
@@ -210,8 +211,8 @@ class RayExecutor:
     """
 
     def __init__(self, address: str | None = None, actors: int | None = None, num_cpus: int | None = None) -> None:
-        if actors is not None and (isinstance(actors, bool) or not isinstance(actors, int) or actors < 1):
-            raise ConfigError(f"workers (Ray actors) must be an integer >= 1, got {actors!r}")
+        if actors is not None:
+            check("workers (Ray actors)", actors, RAY_WORKERS, where="")
         self.address = address
         self.actors = actors
         self.num_cpus = num_cpus
@@ -264,8 +265,9 @@ class RayExecutor:
         ray, started = self._start()
         try:
             resources = ray.cluster_resources()
-            gpus = int(resources.get("GPU", 0)) if job.device_setting != "cpu" else 0
-            if job.device_setting == "cuda" and not gpus:
+            asked = job.plan.settings.device
+            gpus = int(resources.get("GPU", 0)) if asked != "cpu" else 0
+            if asked == "cuda" and not gpus:
                 raise ConfigError("--device cuda: the Ray cluster has no GPU (use auto or cpu)")
             cpus = max(1, int(resources.get("CPU", 1)))
             count = min(self.actors or (gpus if gpus else max(1, cpus // 2)), len(batches))
@@ -279,7 +281,7 @@ class RayExecutor:
                 options["runtime_env"] = {"env_vars": env}
             remote = ray.remote(_RayWorker)
             shipped = replace(job, rater=None, rater_spec=source, done=set())
-            actors = [remote.options(**options).remote(shipped, job.device_setting) for _ in range(count)]
+            actors = [remote.options(**options).remote(shipped) for _ in range(count)]
             pending = [a.describe.remote() for a in actors]
             ready, waiting = ray.wait(pending, num_returns=len(pending), timeout=ACTOR_START_TIMEOUT)
             if waiting:
@@ -376,7 +378,7 @@ def _server_reason(exc: BaseException) -> str | None:
 
 def _cannot_connect(address: str | None, exc: BaseException, said: str) -> str:
     where = address or "a local cluster"
-    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     reason = _server_reason(exc)
     if reason is not None:
         return (f"--ray-address {where}: the cluster could not start a Ray Client session for this client, "
@@ -403,13 +405,13 @@ def _unwrap(ray: Any, fn: Any, *, died: bool = False) -> Any:
         cause = getattr(exc, "cause", None)
         if isinstance(cause, (AuditkitError, StopIteration)):
             raise cause from None
-        raise AuditkitError(f"a Ray worker failed: {str(cause or exc).splitlines()[-1][:300]}") from None
+        raise AuditkitError(f"a Ray worker failed: {last_line(cause or exc)}") from None
     except lost as exc:
         creation = getattr(exc, "cause", None) if hasattr(exc, "cause") else None
         if isinstance(creation, AuditkitError):  # the rater could not be loaded on the node
             raise creation from None
         if died:
-            raise _ActorDied(str(exc).splitlines()[0][:200]) from None
+            raise _ActorDied(first_line(exc)) from None
         raise AuditkitError(f"a Ray worker died: {_actor_reason(exc)}") from None
 
 

@@ -50,13 +50,46 @@ from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE, get as get_edit
 from auditkit.perturbations.annotate import ANNOTATOR_VERSION, Annotations, Annotator, face_crop_box
 from auditkit.perturbations.regions import GREY, REGIONS, region_masks
 
-from .store import ORIGINAL
+from auditkit.contract.arms import ORIGINAL
+from auditkit.contract.params import Maybe, Names, Number, OneOf, check
+
+from .executors import Job
+from .findings import RegionSummary
+from .plan import AuditPlan
+from .settings import COMMAND_LINE, AuditConfig
 from .work import Prepared, items_per_call, rater_input, score_batch
 
 METHODS = ("auto", "integrated_gradients", "ablation")
 DEFAULT_CLIPS = 8
 DEFAULT_FRAMES = 2
 DEFAULT_STEPS = 16
+# How each setting of an explanation is checked, wherever it was given (the API, the command line).
+EXPLAIN_RULES = {"method": OneOf(METHODS), "clips": Number(1, None, integer=True),
+                 "frames": Number(1, None, integer=True), "steps": Number(2, None, integer=True),
+                 "traits": Maybe(Names())}
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """What ``explain`` does: ``method`` (``integrated_gradients``, ``ablation``, or ``auto``: the
+    first for a torch rater, else the second); ``clips`` explained; ``frames`` per clip kept for
+    the overlays; IG's integration ``steps``; the ``traits`` to explain (``None``: all)."""
+
+    method: str = "auto"
+    clips: int = DEFAULT_CLIPS
+    frames: int = DEFAULT_FRAMES
+    steps: int = DEFAULT_STEPS
+    traits: tuple[str, ...] | None = None
+    source: str = field(default="explain", compare=False)  # where they were given, for messages
+
+    def __post_init__(self) -> None:
+        # On the command line the message names the flag the user typed.
+        label = (lambda key: {"traits": "--trait"}.get(key, f"--{key}")) if self.source == COMMAND_LINE else None
+        for name, rule in EXPLAIN_RULES.items():
+            value = getattr(self, name)
+            if name == "traits" and isinstance(value, str):
+                value = (value,)
+            object.__setattr__(self, name, check(name, value, rule, where=self.source, label=label))
 CONFIDENCE = 0.95
 EXPLAIN_VERSION = 1  # part of every cache key: a change of method or regions invalidates old entries
 _EPS = 1e-12
@@ -98,25 +131,6 @@ class ClipAttribution:
             return cls(clip=str(z["clip"]), regions=z["regions"], area=z["area"], total=z["total"],
                        gap=z["gap"], frame_index=tuple(int(i) for i in z["frame_index"]),
                        frames=z["frames"], heatmaps=z["heatmaps"])
-
-
-@dataclass(frozen=True)
-class RegionSummary:
-    """Mean over clips of one (trait, region) with its interval (``None`` below two clips)."""
-
-    share: float
-    share_ci: tuple[float, float] | None
-    density: float
-    density_ci: tuple[float, float] | None
-    area: float
-
-    def to_dict(self) -> dict[str, Any]:
-        def r(x: float) -> float:
-            return round(float(x), 6)
-        return {"share": r(self.share), "share_ci": None if self.share_ci is None else [r(v) for v in self.share_ci],
-                "density": r(self.density),
-                "density_ci": None if self.density_ci is None else [r(v) for v in self.density_ci],
-                "area": r(self.area)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -310,31 +324,26 @@ def cache_key(rater_hash: str, clip: Clip, *, method: str, frames: int, steps: i
     return "explain:" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
-def explain(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource], *,
-            annotator: Annotator | None = None, method: str = "auto", max_clips: int = DEFAULT_CLIPS,
-            frames: int = DEFAULT_FRAMES, steps: int = DEFAULT_STEPS, max_side: int = DEFAULT_MAX_SIDE,
-            traits: Sequence[str] | None = None, progress: bool | Callable[[int], None] = False,
+def explain(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource],
+            settings: ExplainSettings | None = None, *, annotator: Annotator | None = None,
+            max_side: int = DEFAULT_MAX_SIDE, progress: bool | Callable[[int], None] = False,
             cache: MutableMapping[str, bytes] | None = None) -> Attribution:
-    """Attribution of ``rater``'s scores to the regions of ``clips``.
+    """Attribution of ``rater``'s scores to the regions of ``clips``, as ``settings`` say.
 
-    ``clips``: a folder or clips; ``max_clips`` of them are explained, spread evenly over the
+    ``clips``: a folder or clips; ``settings.clips`` of them are explained, spread evenly over the
     order given (to choose them — the clips that move most, for their overlays — pass just
     those). Each is read as the audit reads it (the rater's frame count, ``max_side``), so the
-    audit's cached annotations are reused. ``method``: ``integrated_gradients``, ``ablation`` or
-    ``auto`` (the first for a torch rater, else the second). ``frames``: how many of the rater's
-    input frames (at most all) keep a heatmap for the overlays; attribution is always over all of
-    them — the rater sees them together, so fewer would not cost less. ``steps``: IG's
-    integration steps; IG costs about ``max_clips × traits × steps`` forward and backward passes,
-    ablation five rater inputs per clip. ``traits``: the traits to explain (default: all the rater
-    scores). ``cache``: a mapping (the run's store) holding each clip's result by
-    :func:`cache_key`; a clip found there costs nothing. ``progress``: a tqdm bar, or a callable
-    given the number of clips done.
+    audit's cached annotations are reused. ``settings.frames``: how many of the rater's input
+    frames (at most all) keep a heatmap for the overlays; attribution is always over all of them —
+    the rater sees them together, so fewer would not cost less. IG costs about
+    ``clips × traits × steps`` forward and backward passes, ablation five rater inputs per clip.
+    ``cache``: a mapping (the run's store) holding each clip's result by :func:`cache_key`; a clip
+    found there costs nothing. ``progress``: a tqdm bar, or a callable given the number of clips
+    done.
     """
-    if method not in METHODS:
-        raise ConfigError(f"explain: method must be one of {', '.join(METHODS)}, got {method!r}")
-    for name, value, low in (("max_clips", max_clips, 1), ("frames", frames, 1), ("steps", steps, 2)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"explain: {name} must be an integer >= {low}, got {value!r}")
+    settings = settings or ExplainSettings()
+    method, max_clips, frames, steps, traits = (settings.method, settings.clips, settings.frames, settings.steps,
+                                                settings.traits)
     if method == "auto":
         method = "integrated_gradients" if is_differentiable(rater) else "ablation"
     elif method == "integrated_gradients" and not is_differentiable(rater):
@@ -349,9 +358,8 @@ def explain(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource], 
     if traits is None:
         traits = tuple(rater.trait_names)
     else:
-        traits = (traits,) if isinstance(traits, str) else tuple(traits)
         unknown = [t for t in traits if t not in rater.trait_names]
-        if unknown or not traits or len(set(traits)) != len(traits):
+        if unknown or len(set(traits)) != len(traits):
             raise ConfigError(f"explain: traits must be distinct names among {', '.join(rater.trait_names)}, "
                               f"got {', '.join(map(repr, traits)) or 'none'}")
     index = [list(rater.trait_names).index(t) for t in traits]
@@ -440,10 +448,11 @@ def _explain_clip(rater: Any, clip: Clip, annotations: Annotations, *, method: s
 
 def _ablation_shifts(rater: Any, clip: Clip, annotations: Annotations, device: torch.device) -> np.ndarray | str:
     """``[K, R]`` score(region ablated) − score(original), scored as the audit scores."""
-    edits = [get_edit(f"region:{r}") for r in REGIONS]
-    outcome = score_batch(rater, [Prepared(clip.id, clip, annotations=annotations)], edits, set(),
-                          device=device, seed=0, max_missing_face=DEFAULT_MAX_MISSING_FACE,
-                          per_call=items_per_call(rater.input), thumbs=False)
+    edits = tuple(get_edit(f"region:{r}") for r in REGIONS)
+    plan = AuditPlan(AuditConfig(seed=0, max_missing_face=DEFAULT_MAX_MISSING_FACE), tuple(e.arm for e in edits), edits)
+    job = Job(rater=rater, rater_spec=rater, plan=plan, done=set(), device=device,
+              per_call=items_per_call(rater.input), annotator=None, thumbs=False)
+    outcome = score_batch(rater, [Prepared(clip.id, clip, annotations=annotations)], job, set(), device)
     if outcome.skipped:
         return "; ".join(f"{cond}: {why}" for _, cond, why in outcome.skipped)
     rows = {cond: np.asarray(row, np.float64) for _, cond, row in outcome.scores}

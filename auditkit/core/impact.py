@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from auditkit.contract.errors import ConfigError
+
+from .findings import DecisionImpact, EditImpact, GroupMean, GroupRate, GroupShift
 
 ID_COLUMNS = ("subject_id",)
 
@@ -32,8 +34,7 @@ class ShortlistRule:
     weights: Mapping[str, float] = field(default_factory=dict)
 
     def check(self, traits: Sequence[str]) -> None:
-        if not 0 < self.top < 1:
-            raise ConfigError(f"shortlist top must be a share in (0, 1), got {self.top}")
+        """The traits it names are the rater's (its share is checked with the settings)."""
         for name in ([self.trait] if self.trait else []) + list(self.weights):
             if name not in traits:
                 raise ConfigError(f"shortlist: unknown trait {name!r}; the rater's traits are {list(traits)}")
@@ -51,11 +52,11 @@ class ShortlistRule:
 
 
 def decision_impact(original: Mapping[str, float], edited: Mapping[str, Mapping[str, float]],
-                    rule: ShortlistRule) -> dict[str, Any]:
+                    rule: ShortlistRule) -> DecisionImpact:
     """``original``: clip → shortlist score; ``edited``: edit → clip → shortlist score."""
     clips = sorted(original)
     if not clips:
-        return {"rule": rule.describe(), "size": 0, "edits": {}}
+        return DecisionImpact(rule.describe(), 0)
     size = max(1, math.ceil(rule.top * len(clips)))
     ranked = sorted(clips, key=lambda c: (-original[c], c))
     shortlisted = set(ranked[:size])
@@ -66,8 +67,8 @@ def decision_impact(original: Mapping[str, float], edited: Mapping[str, Mapping[
         # Strictly above the last one in: a clip whose score did not move never changes side on a tie.
         entered = sorted(c for c in paired if c not in shortlisted and scores[c] > threshold)
         left = sorted(c for c in paired if c in shortlisted and scores[c] < threshold)
-        out[edit] = {"n": len(paired), "entered": entered, "left": left}
-    return {"rule": rule.describe(), "size": size, "threshold": threshold, "edits": out}
+        out[edit] = EditImpact(len(paired), tuple(entered), tuple(left))
+    return DecisionImpact(rule.describe(), size, threshold, out)
 
 
 def group_columns(metadata: Mapping[str, Mapping[str, str]], exclude: Sequence[str] = ()) -> list[str]:
@@ -79,7 +80,7 @@ def group_columns(metadata: Mapping[str, Mapping[str, str]], exclude: Sequence[s
     return sorted(columns)
 
 
-def impact_ratios(scores: Mapping[str, float], groups: Mapping[str, str]) -> dict[str, Any]:
+def impact_ratios(scores: Mapping[str, float], groups: Mapping[str, str]) -> dict[str, GroupRate]:
     """Per group: the share above the sample median, and that share over the highest group's."""
     clips = [c for c in scores if c in groups]
     if not clips:
@@ -90,11 +91,11 @@ def impact_ratios(scores: Mapping[str, float], groups: Mapping[str, str]) -> dic
         members = [c for c in clips if groups[c] == g]
         rates[g] = sum(scores[c] > median for c in members) / len(members)
     best = max(rates.values())
-    return {g: {"n": sum(groups[c] == g for c in clips), "rate": r,
-                "impact_ratio": (r / best) if best > 0 else None} for g, r in rates.items()}
+    return {g: GroupRate(sum(groups[c] == g for c in clips), r, (r / best) if best > 0 else None)
+            for g, r in rates.items()}
 
 
-def group_shifts(diffs: Mapping[str, float], groups: Mapping[str, str]) -> dict[str, Any]:
+def group_shifts(diffs: Mapping[str, float], groups: Mapping[str, str]) -> GroupShift:
     """Mean shift per group and a Kruskal–Wallis test of whether it differs between groups."""
     from scipy import stats as st
 
@@ -102,11 +103,9 @@ def group_shifts(diffs: Mapping[str, float], groups: Mapping[str, str]) -> dict[
     for clip, d in diffs.items():
         if clip in groups:
             by_group.setdefault(groups[clip], []).append(d)
-    out: dict[str, Any] = {"groups": {g: {"n": len(v), "mean_shift": float(np.mean(v))}
-                                      for g, v in sorted(by_group.items())}}
+    means = {g: GroupMean(len(v), float(np.mean(v))) for g, v in sorted(by_group.items())}
     samples = [v for v in by_group.values() if len(v) >= 2]
     p = None
     if len(samples) >= 2 and len({x for v in samples for x in v}) > 1:
         p = float(st.kruskal(*samples).pvalue)
-    out["differs_p"] = p  # None: fewer than two groups with two clips, or all shifts equal
-    return out
+    return GroupShift(means, p)  # p None: fewer than two groups with two clips, or all shifts equal

@@ -11,8 +11,14 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, Iterable, Iterator, Mapping
 
-SCHEMA_VERSION = 2  # 2: per-candidate agreement, people as the unit, the unstable verdict
-READABLE_SCHEMAS = (1, 2)
+from auditkit.contract.arms import ORIGINAL, ROLES, Arm
+
+from .findings import DecisionImpact, GroupAnalysis, WhereItLooks
+
+# 2: per-candidate agreement, people as the unit, the unstable verdict; 3: each test's arm, base
+# and family (older files get them from the perturbation registry when read).
+SCHEMA_VERSION = 3
+READABLE_SCHEMAS = (1, 2, 3)
 VERDICTS = ("shift", "unstable", "invariant", "inconclusive")
 DEFAULT_FAIL_ON = ("shift", "unstable")
 
@@ -27,7 +33,40 @@ def _clean(value: Any) -> Any:
     return value
 
 
-ROLES = ("fairness", "attribution")  # a test's question: a finding, or where the rater looks
+@dataclass(frozen=True)
+class LimitsOfAgreement:
+    """Bland–Altman 95% limits of agreement ``mean ± 1.96 sd`` and a confidence interval for
+    each (``low_ci``, ``high_ci``). Unpacks as ``low, high, low_ci, high_ci``."""
+
+    low: float | None
+    high: float | None
+    low_ci: tuple[float | None, float | None] = (None, None)
+    high_ci: tuple[float | None, float | None] = (None, None)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.low, self.high, self.low_ci, self.high_ci))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low": _clean(self.low), "high": _clean(self.high), "low_ci": [_clean(x) for x in self.low_ci],
+                "high_ci": [_clean(x) for x in self.high_ci]}
+
+
+@dataclass(frozen=True)
+class ShareMoved:
+    """The share of candidates whose shift exceeds the margin (``share``), with an exact lower and
+    a normal-theory upper confidence bound, the p-values that more (``unstable_p``) or fewer
+    (``stable_p``) than ``tolerance`` move, and the rater's own retest share beside it."""
+
+    share: float | None
+    low: float | None
+    high: float | None
+    tolerance: float | None
+    unstable_p: float | None
+    stable_p: float | None
+    retest: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _clean(v) for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -88,12 +127,22 @@ class ShiftTest:
     loa_high_ci_high: float | None = None
     retest_share_moved: float | None = None
     role: str = "fairness"   # "attribution": a region:* test, where the rater looks; never a failure
+    arm: str | None = None     # the edited condition (schema 3; filled from the name for older files)
+    base: str | None = None    # the condition it is compared with: original, or a contrast's other edit
+    family: str | None = None  # the edit's registered family; "contrast" for a contrast
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise SchemaError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
         if self.role not in ROLES:
             raise SchemaError(f"role must be one of {ROLES}, got {self.role!r}")
+        if self.perturbation and (self.arm is None or self.base is None or self.family is None):
+            from auditkit.perturbations import arm_of
+
+            found = arm_of(self.perturbation, self.role)
+            for name in ("arm", "base", "family"):
+                if getattr(self, name) is None:
+                    object.__setattr__(self, name, getattr(found, name))
         # A standalone test is its own family: adjusted equals raw unless a correction said so.
         for raw, adjusted in (("p_value", "p_adjusted"), ("equivalence_p", "equivalence_p_adjusted"),
                               ("unstable_p", "unstable_p_adjusted"), ("stable_p", "stable_p_adjusted")):
@@ -117,6 +166,22 @@ class ShiftTest:
     @property
     def condition(self) -> str | None:
         return self.perturbation
+
+    def to_arm(self) -> Arm:
+        """The test's arm: what it compares, under which name."""
+        if not self.perturbation or self.arm is None or self.base is None:
+            raise ValueError("a test without a perturbation has no arm")
+        return Arm(self.perturbation, self.arm, self.base, self.family or "", self.role)
+
+    @property
+    def limits(self) -> LimitsOfAgreement:
+        return LimitsOfAgreement(self.loa_low, self.loa_high, (self.loa_low_ci_low, self.loa_low_ci_high),
+                                 (self.loa_high_ci_low, self.loa_high_ci_high))
+
+    @property
+    def moved(self) -> ShareMoved:
+        return ShareMoved(self.share_moved, self.share_moved_low, self.share_moved_high, self.tolerance,
+                          self.unstable_p, self.stable_p, self.retest_share_moved)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _clean(v) for k, v in asdict(self).items()}
@@ -181,6 +246,21 @@ class AuditResult:
         return tuple(seen)
 
     @property
+    def decision_impact(self) -> DecisionImpact | None:
+        """The ``impact`` section as a named result (``None`` in a run without one)."""
+        return DecisionImpact.from_dict(self.impact)
+
+    @property
+    def group_analyses(self) -> tuple[GroupAnalysis, ...]:
+        """The ``groups`` section: one analysis per metadata column, in column order."""
+        return tuple(GroupAnalysis.from_dict(c, v) for c, v in sorted(self.groups.items()))
+
+    @property
+    def where_it_looks(self) -> WhereItLooks | None:
+        """The ``attribution`` section (``auditkit explain``) as a named result, or ``None``."""
+        return WhereItLooks.from_dict(self.attribution)
+
+    @property
     def any_shift(self) -> bool:
         return any(t.verdict == "shift" for t in self.fairness)
 
@@ -206,20 +286,19 @@ class AuditResult:
         def names(spec: str | Iterable[str] | None) -> tuple[str, ...] | None:
             return None if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
 
-        def is_edit(value: str | None, name: str) -> bool:
-            value = value or ""
-            return value == name or (" vs " not in value and value.split(":")[0] == name)
+        def is_edit(t: ShiftTest, name: str) -> bool:
+            return t.perturbation == name or (t.base == ORIGINAL and t.family == name)
 
         edits, traits = names(perturbation), names(trait)
         for name in edits or ():
-            if not any(is_edit(t.perturbation, name) for t in self.tests):
+            if not any(is_edit(t, name) for t in self.tests):
                 raise KeyError(f"no perturbation or family {name!r} in this audit; it has "
                                f"{', '.join(self.perturbations)}")
         for name in traits or ():
             if name not in self.traits:
                 raise KeyError(f"no trait {name!r} in this audit; it has {', '.join(self.traits)}")
         return tuple(t for t in self.tests
-                     if (edits is None or any(is_edit(t.perturbation, n) for n in edits))
+                     if (edits is None or any(is_edit(t, n) for n in edits))
                      and (traits is None or t.trait in traits))
 
     def test(self, perturbation: str, trait: str) -> ShiftTest:

@@ -13,20 +13,28 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from auditkit.contract.errors import ConfigError
-from auditkit.contract.params import (Either, Flag, Maybe, Names, Number, OneOf, Pairs, Rule, Table,
+from auditkit.contract.params import (Either, Flag, Invalid, Maybe, Names, Number, OneOf, Pairs, Rule, Table,
                                       Text, check)
 # read_toml stays importable from here too: the pytest plugin's suite files read through it.
 from auditkit.contract.toml import read_toml, tomllib
 
+from .result import DEFAULT_FAIL_ON, VERDICTS
+
+# Multiple-testing corrections: Holm (family-wise error), Benjamini–Hochberg (false discovery
+# rate), Bonferroni, none. ``fdr_bh`` is statsmodels' name for ``bh``, accepted where p-values
+# are adjusted directly (auditkit.stats.adjust_pvalues).
 CORRECTIONS = ("holm", "bh", "bonferroni", "none")
+CORRECTION_ALIASES = {"fdr_bh": "bh"}
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("local", "ray")
-UNITS = ("auto", "person", "clip")
-VERDICT_NAMES = ("shift", "unstable", "invariant", "inconclusive")
+UNITS = ("person", "clip")  # the units of analysis; the setting also takes "auto"
 COMMAND_LINE = "command line"
 DEFAULT_MARGIN = 0.05
 DEFAULT_ALPHA = 0.05
-DEFAULT_TOLERANCE = 0.05  # see auditkit.core.stats.DEFAULT_TOLERANCE for why
+# At most one candidate in twenty may move by more than the margin. With this tolerance
+# "invariant" says that the 95% limits of agreement lie inside ±margin, with confidence: the
+# Bland–Altman reading of agreement, which reviewers of method-comparison studies know.
+DEFAULT_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,13 @@ class Param:
 
 
 _POSITIVE = Number(0.0, None, low_open=True, text="a positive number")
+# The rules the statistics' public functions check their own arguments by (auditkit.stats).
+MARGIN = _POSITIVE
+ALPHA = Number(0.0, 0.5, True, True, text="a number between 0 and 0.5")
+TOLERANCE = Number(0.0, 0.5, True, True, text="a share between 0 and 0.5")
+CORRECTION = OneOf(CORRECTIONS)
+WORKERS = Number(0, None, integer=True)       # local: processes annotating ahead (0: none)
+RAY_WORKERS = Number(1, None, integer=True)   # ray: actors
 PARAMS: dict[str, Param] = {
     "rater": Param(Maybe(Text()), "--rater", "builtin:NAME, model.pt/.ts, model.onnx, a checkpoint, file.py:name, "
                    "pkg.mod:name, https://vendor/endpoint or http:vendor.toml", "SPEC"),
@@ -52,21 +67,22 @@ PARAMS: dict[str, Param] = {
                            "a positive number or a table of trait = number"),
                     "--margin", f"the smallest shift that matters, on the score scale (default {DEFAULT_MARGIN}); "
                     "in a file also a table per trait with 'default'", "M"),
-    "alpha": Param(Number(0.0, 0.5, True, True, text="a number between 0 and 0.5"), "--alpha",
+    "alpha": Param(ALPHA, "--alpha",
                    f"significance level (default {DEFAULT_ALPHA})", "A"),
-    "tolerance": Param(Number(0.0, 0.5, True, True, text="a share between 0 and 0.5"), "--tolerance",
+    "tolerance": Param(TOLERANCE, "--tolerance",
                        f"the share of candidates allowed to move by more than the margin (default {DEFAULT_TOLERANCE})",
                        "SHARE"),
-    "correction": Param(OneOf(CORRECTIONS), "--correction",
+    "correction": Param(CORRECTION, "--correction",
                         "multiple-testing correction across all tests (default holm)", "METHOD"),
-    "unit": Param(OneOf(UNITS), "--unit", "the unit of analysis: person (clips of one person are one person's "
+    "unit": Param(OneOf(("auto", *UNITS)), "--unit",
+                  "the unit of analysis: person (clips of one person are one person's "
                   "evidence; needs the cluster column), clip, or auto: person when metadata.csv has the cluster "
                   "column (default)", "UNIT"),
     "cluster": Param(Text(), "--cluster", "the metadata.csv column naming the person in each clip "
                      "(default subject_id)", "COLUMN"),
     "retest": Param(Flag(), "--no-retest", "leave out the control:retest condition (the rater's own noise on a "
                     "meaningless change), which every audit adds by default"),
-    "fail_on": Param(Names(allowed=VERDICT_NAMES), "--fail-on", "verdicts that make the run exit 1 "
+    "fail_on": Param(Names(allowed=VERDICTS), "--fail-on", "verdicts that make the run exit 1 "
                      "(default shift,unstable)", "VERDICT[,VERDICT...]"),
     "batch_size": Param(Number(1, None, integer=True), "--batch-size", "clips per work unit (default 4)", "N"),
     "max_side": Param(Number(16, None, integer=True), None, "decode clips to at most this many pixels a side"),
@@ -86,7 +102,7 @@ PARAMS: dict[str, Param] = {
     "shortlist_weights": Param(Table(Number(), "a table of trait = number")),
     "executor": Param(OneOf(EXECUTORS), "--executor", "where batches run: this machine (default) or a Ray cluster",
                       "NAME"),
-    "workers": Param(Maybe(Number(0, None, integer=True)), "--workers",
+    "workers": Param(Maybe(WORKERS), "--workers",
                      "local: processes decoding and annotating ahead of the rater (default 1 on the command line, "
                      "0 from Python); ray: actors (default one per GPU, else one per two CPUs)", "N"),
     "ray_address": Param(Maybe(Text()), "--ray-address",
@@ -107,7 +123,7 @@ class AuditConfig:
     unit: str = "auto"
     cluster: str = "subject_id"
     retest: bool = True
-    fail_on: tuple[str, ...] = ("shift", "unstable")
+    fail_on: tuple[str, ...] = DEFAULT_FAIL_ON
     batch_size: int = 4
     max_side: int = 640
     seed: int = 0
@@ -144,8 +160,11 @@ class AuditConfig:
 
         if self.shortlist_weights and self.shortlist_trait:
             raise bad("shortlist_trait", "and shortlist_weights exclude each other: give one")
-        if self.executor == "ray" and self.workers is not None and self.workers < 1:
-            raise bad("workers", f"must be an integer >= 1 with executor ray, got {self.workers!r}")
+        if self.executor == "ray" and self.workers is not None:
+            try:
+                RAY_WORKERS(self.workers)
+            except Invalid as exc:
+                raise bad("workers", f"must be {exc.wanted} with executor ray, got {self.workers!r}") from None
 
     # ---------------------------------------------------------------- building one
     @classmethod
@@ -187,6 +206,23 @@ class AuditConfig:
             if has:
                 return cls.from_file(pyproject)
         return None
+
+    @classmethod
+    def from_record(cls, recorded: Mapping[str, Any]) -> "AuditConfig":
+        """The settings a saved run recorded (the ``config`` of its ``audit.json``): each key this
+        version knows and can read back, the defaults for the rest (an older file records fewer).
+        A recorded value this version refuses is left at its default rather than failing the
+        reader of an old file."""
+        known = {f.name for f in fields(cls)} - {"source"}
+        values: dict[str, Any] = {}
+        for key, value in recorded.items():
+            if key in known and value is not None:
+                try:
+                    cls.from_mapping({key: value}, source="audit.json")
+                except ConfigError:
+                    continue
+                values[key] = value
+        return cls.from_mapping(values, source="audit.json config")
 
     def override(self, *, source: str = COMMAND_LINE, **values: Any) -> "AuditConfig":
         """Values given later win; ``None`` means "not given". They are checked on their own first,
@@ -230,3 +266,14 @@ def rebase(values: Mapping[str, Any], base: Path) -> dict[str, Any]:
     if isinstance(out.get("rater"), str) and out["rater"]:
         out["rater"] = rebase_spec(out["rater"], base)
     return out
+
+
+_MERGED = {"VERDICT_NAMES": ("VERDICTS", VERDICTS)}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MERGED:
+        from auditkit.contract.deprecation import merged
+
+        return merged(__name__, name, *_MERGED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

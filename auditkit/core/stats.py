@@ -41,19 +41,18 @@ import numpy as np
 from scipy import special as _sp
 from scipy import stats as _st
 
-from .result import ShiftTest
+from auditkit.contract.errors import ConfigError
+from auditkit.contract.params import Number, OneOf, Rule, check
+
+from .result import LimitsOfAgreement, ShiftTest
+from .settings import (ALPHA, CORRECTION_ALIASES, CORRECTIONS, DEFAULT_TOLERANCE, MARGIN, TOLERANCE,
+                       UNITS)
 
 __all__ = ["paired_shift_test", "adjust_pvalues", "correct", "verdict", "verdict_of", "clips_needed",
-           "unit_differences", "tolerance_factor", "tolerance_confidence", "limits_of_agreement",
-           "ADJUST_METHODS", "DEFAULT_TOLERANCE", "UNITS"]
+           "unit_differences", "pool_units", "tolerance_factor", "tolerance_confidence", "limits_of_agreement",
+           "LimitsOfAgreement", "CORRECTIONS", "DEFAULT_TOLERANCE", "MIN_N", "UNITS"]
 
-ADJUST_METHODS = ("holm", "bh", "fdr_bh", "bonferroni", "none")
-UNITS = ("person", "clip")
 MIN_N = 3  # below this a t-test has <2 degrees of freedom: too fragile to decide anything
-# At most one candidate in twenty may move by more than the margin. With this tolerance
-# "invariant" says that the 95% limits of agreement lie inside ±margin, with confidence: the
-# Bland–Altman reading of agreement, which reviewers of method-comparison studies know.
-DEFAULT_TOLERANCE = 0.05
 LOA_Z = float(_st.norm.ppf(0.975))  # Bland–Altman limits: mean ± 1.96 sd
 _SMALL_NOTE = "a detectable shift, proven smaller than the margin"
 _REL_TOL = 1e-12  # differences whose sd is below this (relative) are float noise, not spread
@@ -61,64 +60,58 @@ _HUGE = 2.0 ** 480  # scores beyond this are rescaled first: their differences' 
 
 
 # --------------------------------------------------------------------------- validation
-_WANTED = {"before": "a 1-D array of real numbers", "after": "a 1-D array of real numbers",
-           "margin": "a finite number > 0", "alpha": "a number in (0, 0.5)", "power": "a number in (0, 1)",
-           "tolerance": "a number in (0, 0.5)", "max_n": f"an integer >= {MIN_N}"}
+# The settings' own rules (auditkit.core.settings) check margin, alpha, tolerance and the
+# correction, so a bad value reads the same from a file, the command line or this API.
+_RULES: dict[str, Rule] = {
+    "margin": MARGIN, "alpha": ALPHA, "tolerance": TOLERANCE,
+    "method": OneOf((*CORRECTIONS, *CORRECTION_ALIASES)),
+    "power": Number(0.0, 1.0, True, True, text="a number in (0, 1)"),
+    "max_n": Number(MIN_N, None, integer=True),
+}
 
 
-def _validate(before: Any = None, after: Any = None, *, margin: Any = None, alpha: Any = None,
-              power: Any = None, tolerance: Any = None, method: Any = None, max_n: Any = None,
-              groups: Any = None, required: Sequence[str] = ()
-              ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The one place arguments are checked, so every public function words errors alike. An
-    argument left ``None`` is not checked, unless it is ``required``."""
-    given = {"before": before, "after": after, "margin": margin, "alpha": alpha, "power": power,
-             "tolerance": tolerance, "max_n": max_n}
-    for name in required:
-        if given[name] is None:
-            raise ValueError(f"{name} must be {_WANTED[name]}, got None")
-    arrays: list[np.ndarray | None] = []
-    for name, value in (("before", before), ("after", after)):
-        if value is None:
-            arrays.append(None)
-            continue
-        raw = np.asarray(value)
-        if raw.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must be a 1-D array of real numbers, got dtype {raw.dtype}")
-        if raw.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D array of real numbers, got shape {raw.shape}")
-        arr = raw.astype(float)
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(f"{name} must contain only finite numbers; {name}[{i}] is {arr[i]!r}"
-                             f" ({bad.size} non-finite value(s) in total)")
-        arrays.append(arr)
-    b, a = arrays
-    if a is not None and b is not None and a.shape != b.shape:
+def _check(name: str, value: Any, required: bool = False) -> None:
+    """An argument through its rule (``None``: not given, fine unless ``required``); a refusal is
+    a ValueError naming the argument."""
+    if value is None:
+        if required:
+            raise ValueError(f"{name} must be {_RULES[name].what}, got None")
+        return
+    if isinstance(value, np.generic):  # numpy scalars are the numbers they hold
+        value = value.item()
+    try:
+        check(name, value, _RULES[name], where="")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _scores(name: str, value: Any) -> np.ndarray:
+    if value is None:
+        raise ValueError(f"{name} must be a 1-D array of real numbers, got None")
+    raw = np.asarray(value)
+    if raw.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a 1-D array of real numbers, got dtype {raw.dtype}")
+    if raw.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of real numbers, got shape {raw.shape}")
+    arr = raw.astype(float)
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name} must contain only finite numbers; {name}[{i}] is {arr[i]!r}"
+                         f" ({bad.size} non-finite value(s) in total)")
+    return arr
+
+
+def _pair(before: Any, after: Any, groups: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The paired scores as float arrays of one length, and ``groups`` one id per clip."""
+    b, a = _scores("before", before), _scores("after", after)
+    if a.shape != b.shape:
         raise ValueError(f"before and after must have the same length (paired clips), "
                          f"got {b.size} and {a.size}")
-    for name, value, lo, hi, what in (("margin", margin, 0.0, math.inf, "a finite number > 0"),
-                                      ("alpha", alpha, 0.0, 0.5, "a number in (0, 0.5)"),
-                                      ("power", power, 0.0, 1.0, "a number in (0, 1)"),
-                                      ("tolerance", tolerance, 0.0, 0.5, "a number in (0, 0.5)")):
-        if value is None:
-            continue
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be {what}, got {value!r}") from None
-        if isinstance(value, bool) or not (math.isfinite(x) and lo < x < hi):
-            raise ValueError(f"{name} must be {what}, got {value!r}")
-    if method is not None and method not in ADJUST_METHODS:
-        raise ValueError(f"method must be one of {ADJUST_METHODS}, got {method!r}")
-    if max_n is not None and (isinstance(max_n, bool) or not isinstance(max_n, (int, np.integer))
-                              or max_n < MIN_N):
-        raise ValueError(f"max_n must be an integer >= {MIN_N}, got {max_n!r}")
     if groups is not None:
         if isinstance(groups, (str, bytes)) or not isinstance(groups, Sequence | np.ndarray):
             raise ValueError(f"groups must be a sequence of subject ids, one per clip, got {type(groups).__name__}")
-        if b is not None and len(groups) != b.size:
+        if len(groups) != b.size:
             raise ValueError(f"groups must have one subject id per clip: {len(groups)} ids for {b.size} clips")
         if not all(isinstance(g, Hashable) and g is not None for g in groups):
             raise ValueError("groups must hold a subject id (not None) for every clip")
@@ -126,15 +119,21 @@ def _validate(before: Any = None, after: Any = None, *, margin: Any = None, alph
 
 
 # --------------------------------------------------------------------------- units
+def pool_units(values: Iterable[tuple[Hashable, float]]) -> dict[Hashable, float]:
+    """Each unit's mean of its values (a person's clips pooled into one), in order of the units'
+    ids as text: the one place clips become people."""
+    by: dict[Hashable, list[float]] = {}
+    for unit, x in values:
+        by.setdefault(unit, []).append(float(x))
+    return {u: math.fsum(v) / len(v) for u, v in sorted(by.items(), key=lambda kv: str(kv[0]))}
+
+
 def unit_differences(d: np.ndarray, groups: Sequence[Hashable] | None) -> np.ndarray:
     """Per-unit differences: each person's mean over their clips (in order of the ids, sorted as
     text), or the clips' own when there are no ids."""
     if groups is None:
         return np.asarray(d, dtype=float)
-    by: dict[Hashable, list[float]] = {}
-    for g, x in zip(groups, d):
-        by.setdefault(g, []).append(float(x))
-    return np.array([math.fsum(v) / len(v) for _, v in sorted(by.items(), key=lambda kv: str(kv[0]))])
+    return np.array(list(pool_units(zip(groups, d)).values()), dtype=float)
 
 
 # --------------------------------------------------------------------------- tolerance intervals
@@ -219,15 +218,15 @@ def _share_upper(k_obs: float, n: int, alpha: float) -> float:
 
 
 def limits_of_agreement(mean: float, sd: float, n: int, alpha: float = 0.05, z: float = LOA_Z
-                        ) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
+                        ) -> LimitsOfAgreement:
     """Bland–Altman limits ``mean ± z·sd`` and an exact (1 − alpha) confidence interval for each,
     from the noncentral t distribution of ``x̄ + k·s`` (normal differences)."""
     low, high = mean - z * sd, mean + z * sd
     if n < 2 or sd == 0:
-        return low, high, (low, low), (high, high)
+        return LimitsOfAgreement(low, high, (low, low), (high, high))
     df, root = n - 1, math.sqrt(n)
     a, b = (float(_st.nct.ppf(q, df, z * root)) / root for q in (alpha / 2.0, 1.0 - alpha / 2.0))
-    return low, high, (mean - b * sd, mean - a * sd), (mean + a * sd, mean + b * sd)
+    return LimitsOfAgreement(low, high, (mean - b * sd, mean - a * sd), (mean + a * sd, mean + b * sd))
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -324,9 +323,9 @@ def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 
     people the unit of analysis (each person's clips averaged into one difference). Fewer than
     three units, or constant differences, give defined results with a ``note`` rather than NaN.
     """
-    b, a = _validate(before, after, margin=margin, alpha=alpha, tolerance=tolerance, groups=groups,
-                     required=("before", "after", "margin", "alpha", "tolerance"))
-    assert a is not None and b is not None
+    b, a = _pair(before, after, groups)
+    for name, value in (("margin", margin), ("alpha", alpha), ("tolerance", tolerance)):
+        _check(name, value, required=True)
     margin, alpha, tolerance = float(margin), float(alpha), float(tolerance)
     # Finite scores near the float limit overflow in a - b, in the sum or in the squares, and the
     # NaN that follows would reach the verdict. Every statistic here is scale-free, so such input
@@ -348,7 +347,7 @@ def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 
     share_low = _clopper_pearson_lower(moved, n, alpha) if n else None
     share_high = None
     stable = 1.0
-    loa: tuple[Any, ...] = (None,) * 4
+    loa = LimitsOfAgreement(None, None)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         if constant:
@@ -397,7 +396,6 @@ def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 
         with np.errstate(over="ignore"):
             return None if x is None else float(np.ldexp(x, shift_by))
 
-    loa_low, loa_high, loa_low_ci, loa_high_ci = loa
     test = ShiftTest(
         n=n, mean_shift=unscaled(mean), sd=unscaled(sd), ci_low=unscaled(ci_low), ci_high=unscaled(ci_high),
         effect_size_dz=dz, t_statistic=t, p_value=p, wilcoxon_p=wil, equivalence_p=eq, margin=margin,
@@ -405,11 +403,9 @@ def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 
         unit="person" if groups is not None else "clip", n_clips=int(b.size),
         n_subjects=n if groups is not None else None, tolerance=tolerance, share_moved=share,
         share_moved_low=share_low, share_moved_high=share_high, unstable_p=unstable, stable_p=stable,
-        loa_low=unscaled(loa_low), loa_high=unscaled(loa_high),
-        loa_low_ci_low=unscaled(loa_low_ci[0]) if loa_low_ci else None,
-        loa_low_ci_high=unscaled(loa_low_ci[1]) if loa_low_ci else None,
-        loa_high_ci_low=unscaled(loa_high_ci[0]) if loa_high_ci else None,
-        loa_high_ci_high=unscaled(loa_high_ci[1]) if loa_high_ci else None)
+        loa_low=unscaled(loa.low), loa_high=unscaled(loa.high),
+        loa_low_ci_low=unscaled(loa.low_ci[0]), loa_low_ci_high=unscaled(loa.low_ci[1]),
+        loa_high_ci_low=unscaled(loa.high_ci[0]), loa_high_ci_high=unscaled(loa.high_ci[1]))
     v = verdict_of(test, alpha)
     return test.with_(verdict=v, note=_with_small_note(note, v, p, alpha),
                       n_needed=_needed_for(test, alpha) if v == "inconclusive" else None)
@@ -418,7 +414,7 @@ def paired_shift_test(before: Any, after: Any, *, margin: float, alpha: float = 
 # --------------------------------------------------------------------------- multiplicity
 def adjust_pvalues(pvalues: Sequence[float] | np.ndarray, method: str = "holm") -> np.ndarray:
     """Adjusted p-values; Holm controls the family-wise error, BH the false discovery rate."""
-    _validate(method=method)
+    _check("method", method)
     p = np.asarray(pvalues, dtype=float)
     if p.ndim != 1:
         raise ValueError(f"pvalues must be a 1-D array, got shape {p.shape}")
@@ -449,7 +445,8 @@ def correct(tests: Iterable[ShiftTest], *, method: str = "holm",
     planned at ``alpha / m`` (the strictest level the correction may apply), so it does not
     promise too few units.
     """
-    _validate(method=method, alpha=alpha)
+    _check("method", method)
+    _check("alpha", alpha)
     tests = tuple(tests)
     m = len(tests)
     if m == 0:
@@ -532,8 +529,9 @@ def clips_needed(mean_shift: float | None, sd: float | None, *, margin: float,
     detecting instability (exact binomial power) is a decision too, and the smaller n counts.
     ``None`` when the answer is undefined (no estimate) or not reachable with ``max_n``.
     """
-    _validate(margin=margin, alpha=alpha, power=power, max_n=max_n, tolerance=tolerance,
-              required=("margin", "alpha", "power", "max_n"))
+    for name, value in (("margin", margin), ("alpha", alpha), ("power", power), ("max_n", max_n)):
+        _check(name, value, required=True)
+    _check("tolerance", tolerance)
     return _needed(mean_shift, sd, float(margin), float(alpha), float(power), int(max_n),
                    None if tolerance is None else float(tolerance), share)
 
@@ -583,3 +581,15 @@ def _needed(mean: float | None, sd: float | None, margin: float, alpha: float,
             if tost is not None and stable is not None:
                 candidates.append(max(tost, stable))
     return min(candidates) if candidates else None
+
+
+_MERGED = {"ADJUST_METHODS": ("CORRECTIONS (and 'fdr_bh', statsmodels' name for 'bh')",
+                              (*CORRECTIONS, *CORRECTION_ALIASES))}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MERGED:
+        from auditkit.contract.deprecation import merged
+
+        return merged(__name__, name, *_MERGED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

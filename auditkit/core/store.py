@@ -10,9 +10,8 @@ from pathlib import Path
 from collections.abc import MutableMapping
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from auditkit.contract.arms import ORIGINAL  # noqa: F401  (importable from here, as before)
 from auditkit.contract.errors import AuditkitError
-
-ORIGINAL = "original"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS clips (
@@ -161,27 +160,25 @@ class Store:
                                "ORDER BY clip_id, condition").fetchall()
 
     def shifts(self, result: Any) -> dict[tuple[str, str], list[float]]:
-        """Per (perturbation, trait) of an ``AuditResult``: each candidate's edited − original score
-        (for a contrast ``A vs B``: A − B), the distribution behind the test's mean. A candidate is
-        a clip, or with people as the result's unit a person (the mean of their clips)."""
-        person_of = self.people(result.cluster) if getattr(result, "unit", "clip") == "person" else None
+        """Per (perturbation, trait) of an ``AuditResult``: each candidate's arm − base score
+        (edited − original; for a contrast ``A vs B``: A − B), the distribution behind the test's
+        mean. A candidate is a clip, or with people as the result's unit a person (the mean of
+        their clips)."""
+        from .plan import Units
+
+        units = Units.saved(result.unit, result.cluster, self.metadata())
         out: dict[tuple[str, str], list[float]] = {}
         for t in result.tests:
-            arm, _, base = (t.perturbation or "").partition(" vs ")
-            before, after = self.scores(base or ORIGINAL, t.trait), self.scores(arm, t.trait)
+            before, after = self.scores(t.base, t.trait), self.scores(t.arm, t.trait)
             diffs = {c: after[c] - before[c] for c in sorted(after) if c in before}
-            if person_of is not None:
-                pooled: dict[str, list[float]] = {}
-                for c, d in diffs.items():
-                    pooled.setdefault(person_of.get(c, f"(clip {c})"), []).append(d)
-                out[(t.perturbation, t.trait)] = [sum(v) / len(v) for _, v in sorted(pooled.items())]
-            else:
-                out[(t.perturbation, t.trait)] = list(diffs.values())
+            out[(t.perturbation, t.trait)] = list(units.pool(diffs).values())
         return out
 
     def people(self, column: str | None) -> dict[str, str]:
         """Clip → the person it shows (``column`` of its metadata; a clip without one is its own)."""
-        return {c: (m.get(column) if column else None) or f"(clip {c})" for c, m in self.metadata().items()}
+        from .plan import people_of
+
+        return people_of(self.metadata(), column)
 
     def explain_cache(self) -> "ExplainCache":
         """A mapping over the ``explain`` table: each clip's attribution, kept by its cache key, so

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from auditkit.contract.errors import ClipError, PartialScores, RaterError
+from auditkit.contract.arms import ORIGINAL
+from auditkit.contract.errors import ClipError, PartialScores, RaterError, first_line
 from auditkit.contract.rater import check_scores
 from auditkit.media.clips import Clip, ClipSource, sample_indices
 from auditkit.perturbations import NotApplicable, Perturbation, clip_seed
 from auditkit.perturbations.annotate import Annotations, Annotator, face_crop_box
 
-from .store import ORIGINAL
 
 THUMB_SIDE = 256
 # The rater's inputs (float32 at its own size) for one call are capped at this many bytes: the
@@ -161,7 +161,9 @@ def apply_edit(edit: Perturbation, clip: Clip, frames: torch.Tensor, annotations
     except NotApplicable as exc:
         return exc.reason
     except Exception as exc:  # one clip an edit chokes on must not abort the whole table
-        return f"{edit.name} failed on this clip: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        said = first_line(exc)
+        kind = type(exc).__name__
+        return f"{edit.name} failed on this clip: {kind}" + (f": {said}" if said != kind else "")
 
 
 def thumbnail(frames: torch.Tensor) -> bytes:
@@ -209,17 +211,19 @@ def _stage(outcome: Outcome, name: str, device: torch.device, timing: bool) -> I
         outcome.seconds[name] = outcome.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def score_batch(rater: Any, prepared: Sequence[Prepared], edits: Sequence[Perturbation],
-                done: set[tuple[str, str]], *, device: torch.device, seed: int, max_missing_face: float,
-                per_call: int, thumbs: bool = True, timing: bool = False) -> Outcome:
-    """Score the original and every edit not yet ``done`` of each prepared clip.
+def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tuple[str, str]],
+                device: torch.device) -> Outcome:
+    """Score the original and every edit of ``job``'s plan not yet ``done`` of each prepared clip.
 
     Inputs are queued in a fixed order (clip by clip: original, then each edit) and sent to the
-    rater whenever ``per_call`` of them are waiting, so the calls are the same wherever and
+    rater whenever ``job.per_call`` of them are waiting, so the calls are the same wherever and
     whenever the batch runs — a resumed or distributed audit gets bit-identical scores.
-    ``timing``: also time the edits, the rater's inputs and the rater calls into
+    ``job.timing``: also time the edits, the rater's inputs and the rater calls into
     ``Outcome.seconds`` (decoding and annotation are always timed; they cost nothing to time).
+    ``job`` is an :class:`auditkit.core.executors.Job`.
     """
+    edits, per_call, thumbs, timing = job.plan.edits, job.per_call, job.thumbs, job.timing
+    seed, max_missing_face = job.plan.settings.seed, job.plan.settings.max_missing_face
     outcome = Outcome(sources=len(prepared))
     for item in prepared:
         for name, value in item.seconds.items():
@@ -291,7 +295,7 @@ def _call(rater: Any, queue: list[tuple[str, str, torch.Tensor, bytes]], outcome
         clips = list(dict.fromkeys(cid for cid, _, _, _ in queue))
         raise RaterError(f"rater {name} raised {type(exc).__name__} on clip(s) {', '.join(clips[:8])}"
                          f"{' ...' if len(clips) > 8 else ''} ({len(queue)} inputs in one call): "
-                         f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+                         f"{first_line(exc)}") from None
     keep = [i for i in range(len(queue)) if i not in failures]
     if failures:
         raw = torch.as_tensor(np.asarray(raw.detach().cpu() if isinstance(raw, torch.Tensor) else raw,

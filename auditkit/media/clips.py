@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from auditkit.contract.errors import ClipError, ConfigError
+from auditkit.contract.errors import ClipError, ConfigError, first_line, last_line
 from auditkit.contract.paths import file_digest
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
@@ -59,10 +59,13 @@ class Clip:
         return int(self.frames.shape[1]), int(self.frames.shape[2])
 
     @classmethod
-    def from_frames(cls, id: str, frames: np.ndarray, fps: float = 25.0, **kw) -> "Clip":
+    def from_frames(cls, id: str, frames: np.ndarray, fps: float = 25.0, *, metadata: Mapping[str, str] | None = None,
+                    path: Path | None = None, content_hash: str | None = None) -> "Clip":
+        """A clip from frames in memory; its content hash is the frames' own unless given."""
         frames = np.ascontiguousarray(frames)
-        digest = kw.pop("content_hash", None) or hashlib.sha256(frames.tobytes()).hexdigest()
-        return cls(id=id, frames=frames, fps=fps, source_frames=len(frames), content_hash=digest, **kw)
+        digest = content_hash or hashlib.sha256(frames.tobytes()).hexdigest()
+        return cls(id=id, frames=frames, fps=fps, metadata=dict(metadata or {}), path=path,
+                   source_frames=len(frames), content_hash=digest)
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
     except OSError as exc:  # unreadable, vanished, or a failing disk: one clip's problem, not the run's
         raise ClipError(path, f"cannot be read ({exc.strerror or exc})") from None
     except cv2.error as exc:
-        raise ClipError(path, f"could not be decoded ({str(exc).strip().splitlines()[-1][:160]})") from None
+        raise ClipError(path, f"could not be decoded ({last_line(exc, 160)})") from None
 
 
 def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
@@ -267,7 +270,7 @@ def _timeline(path: Path) -> tuple[np.ndarray, np.ndarray, int] | str:
                 stamps.append(packet.pts)
             header = stream.frames
     except (av.FFmpegError, OSError, ValueError) as exc:
-        return f"the packet reader failed ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"
+        return f"the packet reader failed ({first_line(exc, 120)})"
     if not stamps or base is None:
         return "no timestamped frames found by the packet reader"
     pts = np.sort(np.asarray(stamps, dtype=np.int64))

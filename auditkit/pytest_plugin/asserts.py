@@ -13,8 +13,6 @@ from .table import failure_message, junit_number
 if TYPE_CHECKING:
     from auditkit.core.result import AuditResult, ShiftTest
 
-FAILING = ("shift", "unstable")
-
 
 def assert_invariant(result: Any, perturbation: str | Iterable[str] | None = None,
                      traits: str | Iterable[str] | None = None,
@@ -54,7 +52,9 @@ def assert_no_shift(result: Any, perturbation: str | Iterable[str] | None = None
     __tracebackhide__ = True
     result, _ = _as_result(result)
     tests = _select(result, perturbation, traits, "assert_no_shift")
-    failed = [t for t in tests if t.verdict in FAILING]
+    from auditkit.core.result import DEFAULT_FAIL_ON
+
+    failed = [t for t in tests if t.verdict in DEFAULT_FAIL_ON]
     _record(tests)
     if failed:
         raise AssertionError(failure_message("assert_no_shift", result, tests, failed, "shift or unstable",

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import pytest
 
-from .asserts import FAILING, rejudge
+from .asserts import rejudge
 from .session import clips_dir, state
 from .table import about, junit_number, table
 
 if TYPE_CHECKING:
+    from auditkit.contract.arms import Arm
     from auditkit.core.result import AuditResult
     from auditkit.core.settings import AuditConfig
 
@@ -72,11 +73,11 @@ class AuditSuiteFile(pytest.File):
                 if trait not in rater.trait_names:
                     raise self._bad(f"expect[{ex.index}].traits: {trait!r} is not a trait of the rater "
                                     f"({', '.join(rater.trait_names)})")
-            names = [n for n in audited if n == ex.perturbation
-                     or (" vs " not in n and n.split(":")[0] == ex.perturbation)]
+            names = [a.name for a in audited if a.name == ex.perturbation
+                     or (not a.is_contrast and a.family == ex.perturbation)]
             if not names:
                 raise self._bad(f"expect[{ex.index}].perturbation: {ex.perturbation!r} is not audited "
-                                f"(audited: {', '.join(audited)}); add it to perturbations in [audit]")
+                                f"(audited: {', '.join(a.name for a in audited)}); add it to perturbations in [audit]")
             for name in names:
                 for trait in ex.traits or rater.trait_names:
                     item_name = f"{name} / {trait}"
@@ -137,13 +138,14 @@ class AuditSuiteFile(pytest.File):
                                lines[i] if i < len(lines) else None))
         return out
 
-    def _audited(self, cfg: "AuditConfig") -> list[str]:
-        """Names of every test the audit will have: edits (families resolved) and contrasts."""
+    def _audited(self, cfg: "AuditConfig") -> "tuple[Arm, ...]":
+        """Every test the audit will have: edits (families resolved) and contrasts, known before
+        any rater is loaded."""
         from auditkit.contract.errors import AuditkitError
-        from auditkit.core.engine import test_names
+        from auditkit.core.plan import AuditPlan
 
         try:
-            return test_names(cfg.perturbations, cfg)
+            return AuditPlan.build(cfg).arms
         except AuditkitError as exc:
             raise self._bad(f"perturbations: {str(exc).removeprefix('--perturb: ')}") from None
 
@@ -228,7 +230,9 @@ class AuditItem(pytest.Item):
         if self.expect.verdict == "invariant":
             ok = test.verdict == "invariant"
         else:
-            ok = test.verdict not in FAILING
+            from auditkit.core.result import DEFAULT_FAIL_ON
+
+            ok = test.verdict not in DEFAULT_FAIL_ON
             if test.verdict == "inconclusive":
                 session.inconclusive.append((self.nodeid, [test]))
         if not ok:

@@ -46,7 +46,7 @@ import torch
 from urllib3 import HTTPConnectionPool, Retry, Timeout, connection_from_url, encode_multipart_formdata
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError, ReadTimeoutError
 
-from auditkit.contract.errors import ConfigError, PartialScores, RaterError
+from auditkit.contract.errors import ConfigError, PartialScores, RaterError, first_line
 from auditkit.contract.params import Flag, Maybe, Number, OneOf, Rule, Table, Text, check
 from auditkit.contract.rater import OCEAN, InputSpec
 from auditkit.contract.toml import read_toml
@@ -659,7 +659,7 @@ def _find(error: BaseException, kind: type[BaseException]) -> Any:
 def _name(error: BaseException) -> str:
     """The innermost error as ``Type: first line``; the outer ones are urllib3's wrappers."""
     *_, root = _causes(error)
-    text = str(root).splitlines()[0][:120] if str(root) else ""
+    text = first_line(root, 120) if str(root).strip() else ""
     return f"{type(root).__name__}{': ' + text if text else ''}"
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from auditkit.contract.arms import RETEST
+
 VERDICT_COLOUR = {"shift": "#c0392b", "unstable": "#8e44ad", "invariant": "#27ae60", "inconclusive": "#b7950b"}
 VERDICT_MARK = {"shift": "⚠ shift", "unstable": "≋ unstable", "invariant": "✓ invariant",
                 "inconclusive": "? inconclusive"}
@@ -51,16 +53,18 @@ def shout(verdict: str) -> str:
 
 def moved(t: Any) -> str:
     """The share of candidates moved beyond the margin, with its bounds: ``62% [30%, 89%]``."""
-    if _missing(t.share_moved):
+    share = t.moved
+    if _missing(share.share):
         return "n/a"
-    return f"{pct(t.share_moved)} [{pct(t.share_moved_low)}, {pct(t.share_moved_high)}]"
+    return f"{pct(share.share)} [{pct(share.low)}, {pct(share.high)}]"
 
 
 def loa(t: Any) -> str:
     """Bland–Altman limits of agreement: ``[-0.12, +0.10]``."""
-    if _missing(t.loa_low):
+    limits = t.limits
+    if _missing(limits.low):
         return "n/a"
-    return f"[{num(t.loa_low)}, {num(t.loa_high)}]"
+    return f"[{num(limits.low)}, {num(limits.high)}]"
 
 
 def margin_text(result: Any) -> str:
@@ -99,7 +103,7 @@ def unit_sentence(result: Any) -> str:
 
 def retest_sentence(result: Any) -> str | None:
     """The rater's own noise, from the retest control, when the audit has one."""
-    shares = [t.share_moved for t in result.tests if t.perturbation == "control:retest" and t.share_moved is not None]
+    shares = [t.share_moved for t in result.tests if t.arm == RETEST and t.share_moved is not None]
     if not shares:
         return None
     low, high = min(shares), max(shares)
@@ -111,16 +115,15 @@ def retest_sentence(result: Any) -> str | None:
 def attribution_lines(result: Any) -> list[str]:
     """Where the rater looks, one line per trait: each region's share of the attribution (and its
     density: share over area share, above 1 where it looks more than the area explains)."""
-    section = result.attribution or {}
-    if not section:
+    looks = result.where_it_looks
+    if looks is None:
         return []
-    head = (f"where the rater looks ({section.get('method', '').replace('_', ' ')}, {section.get('n_clips', 0)} "
+    head = (f"where the rater looks ({looks.method.replace('_', ' ')}, {looks.n_clips} "
             f"clips that moved most; share of attribution, density = share / area share):")
     lines = [head]
-    for trait, entry in (section.get("traits") or {}).items():
-        regions = entry.get("regions", {})
-        parts = [f"{region} {pct(r.get('share'))} (x{r.get('density', 0):.1f})" for region, r in regions.items()]
-        note = f" — {entry['note']}" if entry.get("note") else ""
+    for trait, entry in looks.traits.items():
+        parts = [f"{region} {pct(r.share)} (x{r.density:.1f})" for region, r in entry.regions.items()]
+        note = f" — {entry.note}" if entry.note else ""
         lines.append(f"  {trait}: " + ", ".join(parts) + note)
     return lines
 
@@ -130,11 +133,13 @@ def region_lines(result: Any) -> list[str]:
     tests = [t for t in result.tests if t.role == "attribution"]
     if not tests:
         return []
+    from auditkit.perturbations import variant_of
+
     lines = ["region ablation (each region greyed; a rater is expected to move, so these are not fairness "
              "verdicts): mean shift per region"]
     for trait in result.traits:
         row = [t for t in tests if t.trait == trait]
         if row:
-            lines.append(f"  {trait}: " + ", ".join(f"{(t.perturbation or '').split(':', 1)[-1]} {num(t.mean_shift)}"
+            lines.append(f"  {trait}: " + ", ".join(f"{variant_of(t.arm or '')} {num(t.mean_shift)}"
                                                     for t in row))
     return lines

@@ -80,7 +80,7 @@ def _reach(tests: Sequence[ShiftTest], shifts: Shifts) -> float:
     """Half-width of the plots' axis: one scale for the whole report, so plots compare."""
     rows = [t for t in tests if t.ci_low is not None and t.ci_high is not None]
     values = [abs(v) for vs in shifts.values() for v in vs]
-    limits = [abs(x) for t in tests for x in (t.loa_low, t.loa_high) if x is not None]
+    limits = [abs(x) for t in tests for x in (t.limits.low, t.limits.high) if x is not None]
     return max([t.margin * 1.5 for t in tests] + [abs(t.ci_low) for t in rows]
                + [abs(t.ci_high) for t in rows] + values + limits + [1e-6])
 
@@ -111,8 +111,8 @@ def _forest(tests: list[ShiftTest], reach: float, shifts: Shifts) -> str:
         for k, d in enumerate(shifts.get((t.perturbation, t.trait), ())):
             svg.append(f"<circle cx='{x(d)}' cy='{y + (k % 3 - 1) * 4}' r='1.6' fill='#777' "
                        "fill-opacity='0.55'/>")
-        if t.loa_low is not None and t.loa_high is not None:
-            for end in (t.loa_low, t.loa_high):
+        if t.limits.low is not None and t.limits.high is not None:
+            for end in (t.limits.low, t.limits.high):
                 svg.append(f"<line x1='{x(end)}' y1='{y - 6}' x2='{x(end)}' y2='{y + 6}' stroke='{colour}' "
                            "stroke-width='1' stroke-dasharray='2,1'/>")
         svg.append(f"<line x1='{x(t.ci_low)}' y1='{y}' x2='{x(t.ci_high)}' y2='{y}' "
@@ -182,7 +182,8 @@ def explain_files(folder: Path, result: AuditResult) -> dict[tuple[str, str], Pa
         return {}
     real = root.resolve()
     out = {}
-    for clip, traits in (result.attribution or {}).get("overlays", {}).items():
+    looks = result.where_it_looks
+    for clip, traits in (looks.overlays if looks is not None else {}).items():
         for trait, name in traits.items():
             path = folder / str(name)
             try:
@@ -199,8 +200,8 @@ def _where_it_looks(result: AuditResult, overlays: Mapping[tuple[str, str], Path
     densities, and the overlays of the clips that moved most."""
     esc = html.escape
     tests = result.attribution_tests
-    section = result.attribution or {}
-    if not tests and not section:
+    section = result.where_it_looks
+    if not tests and section is None:
         return []
     out = ["<h2 id='where-the-rater-looks'>Where the rater looks</h2>"]
     if tests:
@@ -215,23 +216,23 @@ def _where_it_looks(result: AuditResult, overlays: Mapping[tuple[str, str], Path
                             if (r, trait) in index else "<td></td>" for r in regions)
             out.append(f"<tr><th class='l'>{esc(trait)}</th>{cells}</tr>")
         out.append("</table>")
-    if section:
+    if section is not None:
         colours = {"face": "#e67e22", "hair": "#8e6c4a", "body": "#2e86c1", "background": "#7f8c8d"}
-        out.append(f"<p>Attribution by {esc(str(section.get('method', '')).replace('_', ' '))} on the "
-                   f"{section.get('n_clips', 0)} clips that moved most ({esc(str(section.get('baseline', '')))}; "
-                   f"{esc(str(section.get('interval', '')))}). Bars: each region's share of the attribution; "
+        out.append(f"<p>Attribution by {esc(section.method.replace('_', ' '))} on the "
+                   f"{section.n_clips} clips that moved most ({esc(section.baseline)}; "
+                   f"{esc(section.interval)}). Bars: each region's share of the attribution; "
                    "density: that share over the region's share of the picture (above 1: it looks there more "
                    "than the area explains).</p>")
         out.append("<table class='attribution'><tr><th class='l'>trait</th><th class='l'>share of attribution</th>"
-                   + "".join(f"<th>density: {esc(r)}</th>" for r in section.get("regions", [])) + "</tr>")
-        for trait, entry in (section.get("traits") or {}).items():
-            regions = entry.get("regions", {})
-            bar = "".join(f"<span title='{esc(r)} {pct(v.get('share'))}' style='display:inline-block;height:12px;"
-                          f"width:{round(240 * float(v.get('share') or 0), 1)}px;background:{colours.get(r, '#999')}'>"
+                   + "".join(f"<th>density: {esc(r)}</th>" for r in section.regions) + "</tr>")
+        for trait, entry in section.traits.items():
+            regions = entry.regions
+            bar = "".join(f"<span title='{esc(r)} {pct(v.share)}' style='display:inline-block;height:12px;"
+                          f"width:{round(240 * v.share, 1)}px;background:{colours.get(r, '#999')}'>"
                           "</span>" for r, v in regions.items())
-            legend = ", ".join(f"{esc(r)} {pct(v.get('share'))}" for r, v in regions.items())
-            cells = "".join(f"<td>{float(v.get('density') or 0):.2f}</td>" for v in regions.values())
-            note = f"<br><small>{esc(entry['note'])}</small>" if entry.get("note") else ""
+            legend = ", ".join(f"{esc(r)} {pct(v.share)}" for r, v in regions.items())
+            cells = "".join(f"<td>{v.density:.2f}</td>" for v in regions.values())
+            note = f"<br><small>{esc(entry.note)}</small>" if entry.note else ""
             out.append(f"<tr><th class='l'>{esc(trait)}</th><td class='l'>{bar}<br><small>{legend}</small>{note}</td>"
                        f"{cells}</tr>")
         out.append("</table>")

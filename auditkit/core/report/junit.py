@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from xml.sax.saxutils import quoteattr
 
-from auditkit.core.result import DEFAULT_FAIL_ON, AuditResult
+from auditkit.core.result import AuditResult
+from auditkit.core.settings import AuditConfig
 
 from .format import ci, moved, num, p
 
@@ -12,7 +13,7 @@ from .format import ci, moved, num, p
 def render_junit(result: AuditResult) -> str:
     """One test case per (perturbation, trait); a verdict the audit fails on (``fail_on``, by
     default ``shift`` and ``unstable``) is a failure, and the statistics ride along as properties."""
-    fail_on = tuple(result.config.get("fail_on") or DEFAULT_FAIL_ON)
+    fail_on = AuditConfig.from_record(result.config).fail_on
     failing = result.failing(fail_on)
     out = ['<?xml version="1.0" encoding="utf-8"?>',
            f'<testsuites name="auditkit" tests="{len(result.tests)}" failures="{len(failing)}">',

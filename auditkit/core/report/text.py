@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from auditkit.core.result import VERDICTS, AuditResult
+from auditkit.core.settings import AuditConfig
 
 from .format import (attribution_lines, ci, margin_text, moved, num, p, region_lines, retest_sentence, shout,
                      unit_sentence)
@@ -27,7 +28,7 @@ def _needs_line(result: AuditResult) -> str | None:
 def render_text(result: AuditResult, *, only: str | None = None) -> str:
     """A fixed-width table, one row per (perturbation, trait), then the counts, the unit of
     analysis, the rater's retest noise, decision impact and the skipped pairs."""
-    alpha = float(result.config.get("alpha", 0.05))
+    alpha = AuditConfig.from_record(result.config).alpha
     agreement = result.schema_version >= 2
     header = ("perturbation", "trait", "n", "shift", f"{(1 - alpha) * 100:g}% CI", "p adj") + (
         ("moved beyond margin", "verdict") if agreement else ("equiv p adj", "verdict"))
@@ -57,25 +58,24 @@ def render_text(result: AuditResult, *, only: str | None = None) -> str:
 def impact_lines(result: AuditResult) -> list[str]:
     """Decision impact and group findings in a few sentences (text and Markdown share them)."""
     lines = []
-    impact = result.impact or {}
-    moved_ = [(edit, len(v["entered"]), len(v["left"])) for edit, v in impact.get("edits", {}).items()
-              if v["entered"] or v["left"]]
-    if impact.get("edits"):
-        head = f"shortlist ({impact['rule']}, {impact['size']} clips): "
+    impact = result.decision_impact
+    if impact is not None and impact.edits:
+        moved_ = impact.moved
+        head = f"shortlist ({impact.rule}, {impact.size} clips): "
         lines.append(head + ("; ".join(f"{e}: {i} enter, {o} leave" for e, i, o in moved_)
                              if moved_ else "no edit moves a clip in or out"))
-    alpha = float(result.config.get("alpha", 0.05))
-    for column, info in sorted((result.groups or {}).items()):
+    alpha = AuditConfig.from_record(result.config).alpha
+    for group in result.group_analyses:
         worst = []
-        for cond, rates in info.get("impact_ratio", {}).items():
-            ratios = [(v["impact_ratio"], g) for g, v in rates.items() if v.get("impact_ratio") is not None]
-            if ratios and min(ratios)[0] < 0.8:
-                worst.append(f"{cond}: {min(ratios)[1]} at {min(ratios)[0]:.2f}")
-        differ = [f"{cond} / {trait} (p {v['differs_p']:.3f})" for cond, traits in info.get("shift", {}).items()
-                  for trait, v in traits.items() if v.get("differs_p") is not None and v["differs_p"] < alpha]
-        over = " (compared over people)" if info.get("unit") == "person" else (
+        for cond in group.impact_ratio:
+            lowest = group.lowest_ratio(cond)
+            if lowest is not None and lowest[0] < 0.8:
+                worst.append(f"{cond}: {lowest[1]} at {lowest[0]:.2f}")
+        differ = [f"{cond} / {trait} (p {s.differs_p:.3f})" for cond, traits in group.shift.items()
+                  for trait, s in traits.items() if s.differs_p is not None and s.differs_p < alpha]
+        over = " (compared over people)" if group.unit == "person" else (
             " (compared over clips: the column varies within a person)" if result.unit == "person" else "")
-        lines.append(f"groups by {column}{over}: impact ratio below 0.8 — {'; '.join(worst) or 'none'}; "
+        lines.append(f"groups by {group.column}{over}: impact ratio below 0.8 — {'; '.join(worst) or 'none'}; "
                      f"shift differs between groups (uncorrected) — {'; '.join(differ) or 'none'}")
     return lines
 
