@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -36,7 +37,7 @@ def test_run_writes_everything_and_exits_1_on_shift(tmp_path, sample_dir, bright
     assert proc.returncode == 1, proc.stderr
     assert "SHIFT" in proc.stdout and "10 tests on 12 clips: 10 shift" in proc.stdout
     data = json.loads((out / "audit.json").read_text())
-    assert data["schema_version"] == 2 and len(data["tests"]) == 10 and data["skipped"] == []
+    assert data["schema_version"] == 3 and len(data["tests"]) == 10 and data["skipped"] == []
     assert {t["verdict"] for t in data["tests"]} == {"shift"}
     assert (out / "results.sqlite").stat().st_size > 0
     assert sorted(p.name for p in (out / "previews").iterdir()) == ["lighting_bright.png", "lighting_dim.png"]
@@ -204,6 +205,12 @@ def test_demo_runs_the_whole_loop(tmp_path):
         assert "background:bookshelf vs background:plain" in {t["perturbation"] for t in data["tests"]}
     assert "Compared with before retraining" in (tmp_path / "demo" / "after" / "report.html").read_text()
     assert json.loads((tmp_path / "demo" / "summary.json").read_text())["cells"]
+    # The README's table has the rows this prints: every planted cell, with its planted shift
+    # (which rows fail besides depends on training, here one epoch), and the total time.
+    from test_readme import planted_rows, readme_demo_output
+
+    assert planted_rows(proc.stdout) == planted_rows(readme_demo_output())
+    assert re.search(r"^total time: \d+ s$", proc.stdout, re.M)
 
 
 def test_perturb_writes_png_and_mp4_previews(tmp_path, sample_dir):
