@@ -21,11 +21,10 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from auditkit.contract.errors import AuditkitError, ConfigError, first_line, last_line
+from auditkit.contract.params import check
 from auditkit.perturbations.annotate import Annotator
 
 from .plan import AuditPlan
-from auditkit.contract.params import check
-
 from .settings import EXECUTORS, RAY_WORKERS, WORKERS
 from .work import Outcome, needs_annotation, prepare, resample_offsets, score_batch
 
