@@ -8,15 +8,25 @@ import argparse
 import datetime as _dt
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from auditkit.app.run import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from auditkit.contract.errors import AuditkitError
 from auditkit.core.settings import PARAMS
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument said in one line (and exit 2) like every other input error,
+    instead of the usage block; ``--help`` still shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("auditkit").strip()
+        self.exit(EXIT_USAGE, f"auditkit: error: {where + ': ' if where else ''}{' '.join(message.split())} "
+                              f"(see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="auditkit", description="Counterfactual fairness audits of video personality raters.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -37,6 +37,11 @@ CONTRASTS = (("background:bookshelf", "background:plain"),)
 TRAIN_BACKGROUNDS = ((None, 2), ("background:plain", 2), ("background:office", 2),
                      ("background:blurred", 1), ("background:bookshelf", 3), ("bookshelf:insert", 3))
 GLASSES_SHARE = 0.5
+# Thin metal frames are a few pixels at the rater's resolution; labels tied to what it cannot see
+# would only add noise, so the planted glasses are the visible styles.
+PLANTED_GLASSES = ("glasses:thick", "glasses:sunglasses")
+# The edits the biased labels were drawn with: only these carry a planted effect.
+TRAINED_EDITS = frozenset({b for b, _ in TRAIN_BACKGROUNDS if b} | set(PLANTED_GLASSES))
 # Where the rater looks, before and after retraining: the traits the bookshelf was planted on.
 EXPLAINED = ("conscientiousness", "extraversion")
 
@@ -78,7 +83,7 @@ def planted_cells(edits: Sequence[str], contrasts: Sequence[tuple[str, str]]) ->
 
     arms = [(e, e) for e in edits] + [(contrast_arm(a, b).name, a) for a, b in contrasts]
     return [(name, trait, value) for name, arm in arms
-            for trait, value in PLANTED.get(_family(arm), {}).items()]
+            for trait, value in _planted(arm).items()]
 
 
 def _arm(test: dict[str, Any]) -> str:
@@ -86,6 +91,12 @@ def _arm(test: dict[str, Any]) -> str:
     from auditkit.perturbations import arm_of
 
     return test.get("arm") or arm_of(test["perturbation"]).arm
+
+
+def _planted(edit: str) -> dict[str, float]:
+    """The effect the labels planted on an edit: its family's, if training drew that very edit
+    (glasses:thin is audited, never trained on)."""
+    return PLANTED.get(_family(edit), {}) if edit in TRAINED_EDITS else {}
 
 
 def planted_effect(edit_families: Sequence[str]) -> np.ndarray:
@@ -109,9 +120,7 @@ def planted_samples(clips: Sequence[Clip], annotations: dict[str, Any], *, seed:
     from auditkit.perturbations import NotApplicable
 
     rng = np.random.default_rng(seed)
-    # Thin metal frames are a few pixels at the rater's resolution; labels tied to what it cannot
-    # see would only add noise, so the planted glasses are the visible styles.
-    glasses = ["glasses:thick", "glasses:sunglasses"]
+    glasses = list(PLANTED_GLASSES)
     out = []
     for clip in clips:
         ann = annotations[clip.id]
@@ -226,7 +235,7 @@ def summarise(runs: dict[str, Any]) -> dict[str, Any]:
         if a is None:
             continue
         # An edit's planted effect; a contrast 'A vs B' (A − B) shows A's.
-        planted = PLANTED.get(_family(_arm(t)), {}).get(t["trait"], 0.0)
+        planted = _planted(_arm(t)).get(t["trait"], 0.0)
         cells.append({"perturbation": t["perturbation"], "trait": t["trait"], "planted": planted,
                       "before": {k: t.get(k) for k in ("mean_shift", "share_moved", "verdict")},
                       "after": {k: a.get(k) for k in ("mean_shift", "share_moved", "verdict")}})

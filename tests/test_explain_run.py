@@ -133,6 +133,7 @@ def test_explain_refuses_another_rater(explained, sample_dir, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--clips", "0"], "--clips must be an integer >= 1"),
     (["--steps", "1"], "--steps must be an integer >= 2"),
+    (["--trait", "grit"], "auditkit: error: --trait must be distinct names among openness, "),
 ])
 def test_bad_explain_options_are_one_line(explained, capsys, argv, message):
     out, _, _ = explained

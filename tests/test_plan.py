@@ -149,3 +149,28 @@ def test_a_contrast_that_is_not_two_edits_is_one_line(tmp_path, capsys, text):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == f"auditkit: error: --contrast {text!r}: write two edits as 'A vs B'"
     assert not (tmp_path / "o").exists()
+
+
+def test_region_lines_name_a_contrast_of_two_regions_by_both():
+    from auditkit.core.report.format import region_lines
+    from auditkit.stats import paired_shift_test
+
+    tests = tuple(paired_shift_test([0.5, 0.6, 0.7], [0.4, 0.5, 0.65], margin=0.05, perturbation=name,
+                                    trait="openness").with_(role="attribution")
+                  for name in ("region:face", "region:background", "region:face vs region:background"))
+    result = AuditResult(rater={"spec": "x"}, traits=("openness",), n_clips=3, config={}, tests=tests)
+    (line,) = region_lines(result)[1:]
+    assert line.startswith("  openness: face ") and ", background " in line and ", face−background " in line
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["demo", "--method", "shap"], "auditkit: error: demo: argument --method: invalid choice: 'shap'"),
+    (["run", "--alpha", "abc"], "auditkit: error: run: argument --alpha: invalid float value: 'abc'"),
+    (["report", "x.json", "--format", "text"], "auditkit: error: report: argument --format: invalid choice"),
+    ([], "auditkit: error: the following arguments are required: COMMAND"),
+])
+def test_a_malformed_command_line_is_one_line_not_the_usage_block(capsys, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and err.startswith(message), err

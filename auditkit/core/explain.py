@@ -360,7 +360,8 @@ def explain(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource],
     else:
         unknown = [t for t in traits if t not in rater.trait_names]
         if unknown or len(set(traits)) != len(traits):
-            raise ConfigError(f"explain: traits must be distinct names among {', '.join(rater.trait_names)}, "
+            head = "--trait" if settings.source == COMMAND_LINE else f"{settings.source}: traits"
+            raise ConfigError(f"{head} must be distinct names among {', '.join(rater.trait_names)}, "
                               f"got {', '.join(map(repr, traits)) or 'none'}")
     index = [list(rater.trait_names).index(t) for t in traits]
     done: list[ClipAttribution] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from auditkit.contract.arms import RETEST
+from auditkit.contract.arms import ORIGINAL, RETEST
 
 VERDICT_COLOUR = {"shift": "#c0392b", "unstable": "#8e44ad", "invariant": "#27ae60", "inconclusive": "#b7950b"}
 VERDICT_MARK = {"shift": "⚠ shift", "unstable": "≋ unstable", "invariant": "✓ invariant",
@@ -128,18 +128,24 @@ def attribution_lines(result: Any) -> list[str]:
     return lines
 
 
+def _region_label(t: Any) -> str:
+    """``face`` for ``region:face``; ``face−background`` for a contrast of two regions."""
+    from auditkit.perturbations import variant_of
+
+    label = variant_of(t.arm or "")
+    return label if t.base == ORIGINAL else f"{label}−{variant_of(t.base or '')}"
+
+
 def region_lines(result: Any) -> list[str]:
     """The region:* ablation tests, one line per trait: how far greying each region moves the score."""
     tests = [t for t in result.tests if t.role == "attribution"]
     if not tests:
         return []
-    from auditkit.perturbations import variant_of
-
     lines = ["region ablation (each region greyed; a rater is expected to move, so these are not fairness "
              "verdicts): mean shift per region"]
     for trait in result.traits:
         row = [t for t in tests if t.trait == trait]
         if row:
-            lines.append(f"  {trait}: " + ", ".join(f"{variant_of(t.arm or '')} {num(t.mean_shift)}"
+            lines.append(f"  {trait}: " + ", ".join(f"{_region_label(t)} {num(t.mean_shift)}"
                                                     for t in row))
     return lines
