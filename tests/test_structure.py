@@ -209,3 +209,15 @@ def test_the_checks_catch_what_they_forbid(tmp_path):
     trees["auditkit/core/bad.py"] = bad
     assert len(definitions(trees, "VERDICTS")) == 2
     assert Path(ROOT / REGISTRY).is_file()
+
+
+def test_the_statistics_load_without_torch():
+    # The contract package exports lazily, so a module that needs only its errors, rules or arms
+    # (the statistics, the results) does not pay for torch with contract.rater.
+    import subprocess
+    import sys
+
+    code = ("import sys, auditkit.stats as s; s.paired_shift_test([1, 2, 3], [1, 2, 3.5], margin=1.0); "
+            "print(sorted(m for m in ('torch', 'cv2', 'auditkit.contract.rater') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
