@@ -7,8 +7,7 @@ an audit actually runs.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from auditkit.contract.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -24,14 +23,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'auditkit' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,8 +7,7 @@ are imported on first use (PEP 562): a module that needs only the errors, the ru
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .lazy import lazy_exports
 
 _EXPORTS = {"AuditkitError": "errors", "ClipError": "errors", "ConfigError": "errors",
             "PartialScores": "errors", "RaterError": "errors", "OCEAN": "rater", "InputSpec": "rater",
@@ -16,14 +15,4 @@ _EXPORTS = {"AuditkitError": "errors", "ClipError": "errors", "ConfigError": "er
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
