@@ -16,7 +16,7 @@ _EXPORTS = {
     "load_clips": "media.clips", "read_video": "media.clips", "run_audit": "core.engine",
     "AuditkitError": "contract.errors", "ClipError": "contract.errors", "ConfigError": "contract.errors",
     "RaterError": "contract.errors", "OCEAN": "contract.rater", "InputSpec": "contract.rater",
-    "Rater": "contract.rater", "TorchRater": "raters", "load_rater": "raters",
+    "AudioSpec": "contract.rater", "Rater": "contract.rater", "TorchRater": "raters", "load_rater": "raters",
     "AuditResult": "core.result", "ShiftTest": "core.result", "Skipped": "core.result",
     "assert_invariant": "pytest_plugin", "assert_no_shift": "pytest_plugin",
 }

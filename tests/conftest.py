@@ -56,6 +56,42 @@ class JitterRater(nn.Module):
         return torch.stack([base, 1.0 - base, base, 0.5 + 0.1 * sign, 0.5 - 0.1 * sign], dim=1)
 
 
+LISTENER_TRAITS = ("loudness", "corners", "red", "green", "blue")
+LISTENING = InputSpec(size=(64, 64), frames=4, audio={"sample_rate": 16000, "channels": 1, "seconds": 2.0})
+
+
+class Listener(nn.Module):
+    """A rater that watches and listens: the loudness (RMS) of the sound it hears, the brightness
+    of the frame's two top corners (the wall behind the person), and the mean colour."""
+
+    def forward(self, frames: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        loud = audio.pow(2).mean(dim=(1, 2)).sqrt()
+        h, w = frames.shape[-2], frames.shape[-1]
+        top = frames[:, :, :, : h // 4]
+        corners = torch.cat([top[..., : w // 4], top[..., w - w // 4:]], -1).mean(dim=(1, 2, 3, 4))
+        m = frames.mean(dim=(1, 3, 4))
+        return torch.stack([loud, corners, m[:, 0], m[:, 1], m[:, 2]], 1)
+
+
+def save_listener_onnx(path: Path, spec: InputSpec = LISTENING) -> Path:
+    """The Listener as an ONNX file with two inputs, ``frames`` and ``audio``."""
+    import json
+
+    import onnx
+
+    samples = spec.audio.samples(spec.audio.seconds)
+    torch.onnx.export(Listener(), (torch.rand(1, spec.frames, 3, *spec.size), torch.rand(1, 1, samples)), str(path),
+                      input_names=["frames", "audio"], dynamic_axes={"frames": {0: "batch"}, "audio": {0: "batch"}},
+                      dynamo=False)
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key = "auditkit"
+    entry.value = json.dumps({"frames": spec.frames, "size": list(spec.size), "trait_names": list(LISTENER_TRAITS),
+                              "audio": {"sample_rate": spec.audio.sample_rate}})
+    onnx.save(model, str(path))
+    return path
+
+
 class ConstantRater(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.full((x.shape[0], 5), 0.5)

@@ -71,7 +71,9 @@ def write_previews(result, sources, edits, folder: Path, config) -> dict[str, Pa
         wanted = [e for e in todo if (source.id, e.name) not in skipped and source.id not in unscored]
         if not wanted:
             continue
-        clip = source.read(result.rater["input"]["frames"], config.max_side)
+        # Read as the audit read it: the rater's frames, inside its window when it listens to one.
+        spec = result.rater["input"]
+        clip = source.read(spec["frames"], config.max_side, window=(spec.get("audio") or {}).get("seconds"))
         folder.mkdir(exist_ok=True)
         for name, image in preview(clip, wanted, seed=config.seed,
                                    max_missing_face=config.max_missing_face).items():

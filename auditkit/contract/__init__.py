@@ -11,7 +11,7 @@ from .lazy import lazy_exports
 
 _EXPORTS = {"AuditkitError": "errors", "ClipError": "errors", "ConfigError": "errors",
             "PartialScores": "errors", "RaterError": "errors", "OCEAN": "rater", "InputSpec": "rater",
-            "Rater": "rater", "check_scores": "rater", "rater_identity": "rater"}
+            "AudioSpec": "rater", "Rater": "rater", "check_scores": "rater", "rater_identity": "rater"}
 
 __all__ = sorted(_EXPORTS)
 

@@ -2,7 +2,9 @@
 
 A rater has ``trait_names`` and ``input`` (an :class:`InputSpec`) and is called with float32
 ``[B, T, 3, H, W]`` RGB in [0, 1] (already sampled to ``input.frames`` frames and resized to
-``input.size``), returning ``[B, K]`` scores, K = ``len(trait_names)``. How a rater is loaded
+``input.size``), returning ``[B, K]`` scores, K = ``len(trait_names)``. A rater that listens
+declares ``input.audio`` (an :class:`AudioSpec`) and is called ``rater(frames, audio)`` with
+float32 ``[B, C, S]`` in [-1, 1]: the clip's sound over the window its frames come from. How a rater is loaded
 from a file or a URL is the adapters' business (:mod:`auditkit.raters`); this module knows only
 what a loaded rater must look like and how its output is checked.
 """
@@ -23,7 +25,53 @@ from .paths import file_digest
 
 OCEAN = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
 CROPS = ("full", "face")
+INPUT_KEYS = ("size", "frames", "crop", "crop_margin", "audio")
 DEFAULT_CROP_MARGIN = 0.6  # of the face box's side, on each side: the training recipe's face crop
+
+
+AUDIO_KEYS = ("sample_rate", "channels", "seconds")
+
+
+@dataclass(frozen=True)
+class AudioSpec:
+    """What a rater hears: ``channels`` of sound at ``sample_rate`` Hz over ``seconds`` centred in
+    the clip (the frames are then sampled inside that window; past the clip's end the sound is
+    zero), or over the whole clip when ``seconds`` is ``None`` — then every clip's sound has its
+    own length, and all of one clip's conditions go to the rater in one call."""
+
+    sample_rate: int = 16000
+    channels: int = 1
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        rate, channels, seconds = self.sample_rate, self.channels, self.seconds
+        if not (isinstance(rate, int) and not isinstance(rate, bool) and 1000 <= rate <= 192000):
+            raise RaterError(f"rater input audio sample_rate must be an integer in [1000, 192000] Hz, got {rate!r}")
+        if not (isinstance(channels, int) and not isinstance(channels, bool) and 1 <= channels <= 8):
+            raise RaterError(f"rater input audio channels must be an integer in [1, 8], got {channels!r}")
+        if seconds is not None:
+            ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 < seconds <= 3600
+            if not ok:
+                raise RaterError(f"rater input audio seconds must be a number in (0, 3600] or null "
+                                 f"(the whole clip), got {seconds!r}")
+            object.__setattr__(self, "seconds", float(seconds))
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> "AudioSpec":
+        if not isinstance(data, Mapping):
+            raise RaterError(f"rater input audio must be an object with {', '.join(AUDIO_KEYS)}, got {data!r}")
+        unknown = set(data) - set(AUDIO_KEYS)
+        if unknown:
+            raise RaterError(f"rater input audio has unknown key(s) {sorted(unknown)}; "
+                             f"allowed: {', '.join(AUDIO_KEYS)}")
+        return cls(**{k: data[k] for k in AUDIO_KEYS if k in data})
+
+    def samples(self, seconds: float) -> int:
+        """How many samples ``seconds`` of sound are at this rate."""
+        return max(1, round(seconds * self.sample_rate))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sample_rate": self.sample_rate, "channels": self.channels, "seconds": self.seconds}
 
 
 @dataclass(frozen=True)
@@ -31,12 +79,15 @@ class InputSpec:
     """What a rater wants to see: ``size`` (height, width), ``frames`` per clip and ``crop``:
     the ``"full"`` frame, or ``"face"`` — a square around the face, the union of the clip's face
     boxes grown by ``crop_margin`` of its side on each side, fixed for the clip so that head motion
-    does not move it (the same crop ``auditkit.models.train --face-crop`` trains on)."""
+    does not move it (the same crop ``auditkit.models.train --face-crop`` trains on). ``audio``:
+    what the rater hears (an :class:`AudioSpec`, or a mapping of its fields), ``None`` for a rater
+    that only watches."""
 
     size: tuple[int, int] = (224, 224)
     frames: int = 8
     crop: str = "full"
     crop_margin: float = DEFAULT_CROP_MARGIN
+    audio: AudioSpec | None = None
 
     def __post_init__(self) -> None:
         size = self.size
@@ -58,14 +109,25 @@ class InputSpec:
         if not -0.45 <= margin <= 5:  # below -0.45 the square shrinks past the face box's middle
             raise RaterError(f"rater input crop_margin must be a number in [-0.45, 5], got {self.crop_margin!r}")
         object.__setattr__(self, "crop_margin", margin)
+        if self.audio is not None and not isinstance(self.audio, AudioSpec):
+            object.__setattr__(self, "audio", AudioSpec.from_mapping(self.audio))
+
+    @property
+    def listens(self) -> bool:
+        return self.audio is not None
+
+    @property
+    def window(self) -> float | None:
+        """Seconds of the clip, centred, that frames and sound come from; ``None``: all of it."""
+        return self.audio.seconds if self.audio is not None else None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, where: str) -> "InputSpec":
-        unknown = set(data) - {"size", "frames", "crop", "crop_margin", "trait_names"}
+        unknown = set(data) - {*INPUT_KEYS, "trait_names"}
         if unknown:
             raise RaterError(f"{where}: unknown input metadata {sorted(unknown)}; "
-                             "allowed: size, frames, crop, crop_margin, trait_names")
-        kwargs = {k: data[k] for k in ("size", "frames", "crop", "crop_margin") if k in data}
+                             f"allowed: {', '.join(INPUT_KEYS)}, trait_names")
+        kwargs = {k: data[k] for k in INPUT_KEYS if k in data}
         try:
             return cls(**kwargs)
         except (TypeError, ValueError, RaterError) as exc:
@@ -75,6 +137,8 @@ class InputSpec:
         out: dict[str, Any] = {"size": list(self.size), "frames": self.frames, "crop": self.crop}
         if self.crop == "face":
             out["crop_margin"] = self.crop_margin
+        if self.audio is not None:  # absent for a rater that only watches: older records read the same
+            out["audio"] = self.audio.to_dict()
         return out
 
 
@@ -83,7 +147,7 @@ class Rater(Protocol):
     trait_names: tuple[str, ...]
     input: InputSpec
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+    def __call__(self, x: torch.Tensor, audio: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 def file_hash(path: str | Path) -> str:

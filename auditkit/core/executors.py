@@ -75,7 +75,7 @@ class Job:
         done = self.done_for(batch)
         stats: dict[str, int] = {}
         if prepared is None:
-            prepared, stats = prepare(batch, frames=rater.input.frames, max_side=self.plan.settings.max_side,
+            prepared, stats = prepare(batch, spec=rater.input, max_side=self.plan.settings.max_side,
                                       annotator=annotator, annotate=self.annotate_flags(batch, rater, annotator),
                                       resample=[resample_offsets(s.id, self.edits, done) for s in batch])
         outcome = score_batch(rater, prepared, self, done, device)
@@ -108,13 +108,13 @@ def _worker_init() -> None:
         pass
 
 
-def _worker_prepare(batch: Sequence[Any], frames: int, max_side: int, cache_dir: str, use_cache: bool,
+def _worker_prepare(batch: Sequence[Any], spec: Any, max_side: int, cache_dir: str, use_cache: bool,
                     annotate: Sequence[bool], resample: Sequence[Sequence[float]]):
     key = f"{cache_dir}|{use_cache}"
     if key not in _WORKER:  # MediaPipe graphs load once per worker, not once per batch
         _WORKER.clear()
         _WORKER[key] = Annotator(cache_dir, use_cache=use_cache)
-    return prepare(batch, frames=frames, max_side=max_side, annotator=_WORKER[key], annotate=annotate,
+    return prepare(batch, spec=spec, max_side=max_side, annotator=_WORKER[key], annotate=annotate,
                    resample=resample)
 
 
@@ -130,7 +130,7 @@ class LocalExecutor:
         self.workers = workers
 
     def run(self, job: Job, batches: Sequence[Sequence[Any]]) -> Iterator[Outcome]:
-        frames = job.rater.input.frames
+        spec = job.rater.input
         flags = [job.annotate_flags(batch, job.rater, job.annotator) for batch in batches]
         use_pool = (self.workers > 0 and type(job.annotator) is Annotator
                     and sum(any(f) for f in flags) > 1)
@@ -149,7 +149,7 @@ class LocalExecutor:
                 while submitted < len(batches) and submitted <= current + LOOKAHEAD:
                     batch = batches[submitted]
                     done = job.done_for(batch)
-                    pending.append(pool.submit(_worker_prepare, list(batch), frames, job.plan.settings.max_side,
+                    pending.append(pool.submit(_worker_prepare, list(batch), spec, job.plan.settings.max_side,
                                                str(job.annotator.cache_dir), job.annotator.use_cache,
                                                flags[submitted], [resample_offsets(s.id, job.edits, done)
                                                                   for s in batch]))

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from auditkit.contract.errors import ClipError, ConfigError, RaterError
 from auditkit.contract.rater import rater_identity
-from auditkit.media.clips import DEFAULT_MAX_SIDE, Clip, ClipSource, as_sources, sample_indices
+from auditkit.media.clips import DEFAULT_MAX_SIDE, Clip, ClipSource, as_sources, sample_indices, with_audio
 from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE, get as get_edit
 from auditkit.perturbations.annotate import ANNOTATOR_VERSION, Annotations, Annotator, face_crop_box
 from auditkit.perturbations.regions import GREY, REGIONS, region_masks
@@ -374,7 +374,12 @@ def explain(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource],
     try:
         for source in sources:
             try:
-                clip = source if isinstance(source, Clip) else source.read(spec.frames, max_side)
+                clip = (source if isinstance(source, Clip)
+                        else source.read(spec.frames, max_side, audio=spec.audio, window=spec.window))
+                if spec.listens and isinstance(source, Clip):
+                    clip = with_audio(clip, spec.audio)
+                if spec.listens and clip.audio is None:
+                    raise ClipError(source.id, clip.audio_problem or "no audio track")
             except ClipError as exc:
                 skipped.append((source.id, exc.reason))
             else:
@@ -439,7 +444,8 @@ def _explain_clip(rater: Any, clip: Clip, annotations: Annotations, *, method: s
         k = len(index)
         return ClipAttribution(clip.id, regions, area, np.full(k, np.nan), np.zeros(k), keep, kept,
                                heat.numpy().astype(np.float16))
-    attr, total, gap = _integrated_gradients(rater, x.to(device), steps, index)          # [K, T', 3, h, w]
+    sound = torch.from_numpy(clip.audio).to(device) if spec.listens else None
+    attr, total, gap = _integrated_gradients(rater, x.to(device), steps, index, sound)   # [K, T', 3, h, w]
     amap = attr.abs().sum(dim=2)                                                   # [K, T', h, w]
     regions = torch.einsum("kthw,trhw->kr", amap.double(), small.double()).numpy()
     area = small.double().mean(dim=(0, 2, 3)).numpy()
@@ -460,14 +466,19 @@ def _ablation_shifts(rater: Any, clip: Clip, annotations: Annotations, device: t
     return np.stack([rows[e.name] - rows[ORIGINAL] for e in edits], axis=1)
 
 
-def _integrated_gradients(rater: Any, x: torch.Tensor, steps: int,
-                          index: Sequence[int]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+def _integrated_gradients(rater: Any, x: torch.Tensor, steps: int, index: Sequence[int],
+                          sound: torch.Tensor | None = None) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """IG of the traits at ``index`` at once (the input repeated per trait, one target each),
     from the grey baseline. Returns attributions ``[K, T, 3, h, w]`` on the CPU,
-    ``score − score(grey)`` and the completeness gap per trait."""
+    ``score − score(grey)`` and the completeness gap per trait. A rater that listens hears the
+    clip's ``sound`` ``[C, S]`` throughout: the picture's attribution, the sound held fixed."""
     from captum.attr import IntegratedGradients
 
-    module = rater.module
+    if sound is None:
+        module = rater.module
+    else:
+        def module(frames: torch.Tensor) -> torch.Tensor:
+            return rater.module(frames, sound.expand(frames.shape[0], *sound.shape))
     name = getattr(rater, "name", type(rater).__name__)
     k = len(index)
     baseline = torch.full_like(x, GREY / 255.0)

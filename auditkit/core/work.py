@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 from auditkit.contract.arms import ORIGINAL
 from auditkit.contract.errors import ClipError, PartialScores, RaterError, first_line
-from auditkit.contract.rater import check_scores
-from auditkit.media.clips import Clip, ClipSource, sample_indices
+from auditkit.contract.rater import InputSpec, check_scores
+from auditkit.media.clips import Clip, ClipSource, sample_indices, with_audio
 from auditkit.perturbations import NotApplicable, Perturbation, clip_seed
 from auditkit.perturbations.annotate import Annotations, Annotator, face_crop_box
 
@@ -83,22 +83,25 @@ def resampled_frames(frames: np.ndarray, num_frames: int, offset: float) -> np.n
     return out
 
 
-def prepare(sources: Sequence[Clip | ClipSource], *, frames: int, max_side: int,
+def prepare(sources: Sequence[Clip | ClipSource], *, spec: InputSpec, max_side: int,
             annotator: Annotator | None, annotate: Sequence[bool],
             resample: Sequence[Sequence[float]] | None = None) -> tuple[list[Prepared], dict[str, int]]:
-    """Decode each source, annotate those flagged, and decode the other samples the controls
+    """Decode each source as the rater's input ``spec`` asks (its frames, and its sound over its
+    window when it listens), annotate those flagged, and decode the other samples the controls
     need; returns the annotator's stats increments."""
     before = dict(annotator.stats) if annotator is not None else {}
+    frames, window = spec.frames, spec.window
     out = []
     for i, (source, wanted) in enumerate(zip(sources, annotate)):
         start = time.perf_counter()
-        if isinstance(source, Clip):
-            item = Prepared(source.id, source)
-        else:
-            try:
-                item = Prepared(source.id, source.read(frames, max_side))
-            except ClipError as exc:
-                item = Prepared(source.id, None, exc.reason)
+        try:
+            if isinstance(source, Clip):
+                item = Prepared(source.id, with_audio(source, spec.audio) if spec.listens else source)
+            else:
+                item = Prepared(source.id, source.read(frames, max_side, audio=spec.audio, window=window))
+        except ClipError as exc:
+            item = Prepared(source.id, None, exc.reason)
+        if not isinstance(source, Clip):
             item.seconds["decode"] = time.perf_counter() - start
         if item.clip is not None and wanted and annotator is not None:
             start = time.perf_counter()
@@ -112,7 +115,7 @@ def prepare(sources: Sequence[Clip | ClipSource], *, frames: int, max_side: int,
                 continue
             start = time.perf_counter()
             try:
-                again = source.read(frames, max_side, offset=offset)
+                again = source.read(frames, max_side, offset=offset, window=window)
             except ClipError as exc:
                 item.resampled[offset] = exc.reason
                 continue
@@ -229,9 +232,12 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tu
         for name, value in item.seconds.items():
             outcome.seconds[name] = outcome.seconds.get(name, 0.0) + value
     conditions = [ORIGINAL] + [e.name for e in edits]
-    # (clip, condition, rater input, thumbnail): the edit at source resolution is dropped as soon
-    # as it is queued, so memory holds one call's inputs, not a batch of full-size edits.
-    queue: list[tuple[str, str, torch.Tensor, bytes]] = []
+    # (clip, condition, rater input, sound or None, thumbnail): the edit at source resolution is
+    # dropped as soon as it is queued, so memory holds one call's inputs, not a batch of full-size edits.
+    queue: list[Queued] = []
+    listens = rater.input.listens
+    # A whole clip's sound has the clip's own length: one call per clip, so the sounds stack.
+    per_clip = listens and rater.input.window is None
 
     def flush() -> None:
         if queue:
@@ -244,6 +250,10 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tu
             outcome.skipped += [(item.id, cond, item.error or "unreadable") for cond in conditions]
             continue
         clip = item.clip
+        if listens and clip.audio is None:  # a rater that listens has nothing to hear
+            reason = clip.audio_problem or "no audio track"
+            outcome.skipped += [(clip.id, cond, reason) for cond in conditions if (clip.id, cond) not in done]
+            continue
         outcome.clips.append((clip.id, {"path": str(clip.path) if clip.path else None,
                                         "content_hash": clip.content_hash, "frames": clip.source_frames,
                                         "fps": clip.fps, "metadata": dict(clip.metadata)}))
@@ -260,6 +270,10 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tu
                 continue
         with _stage(outcome, "input", device, timing):
             frames = to_device(clip.frames, device)
+            # Every edit here changes the picture only: each condition hears the original's sound.
+            sound = torch.from_numpy(clip.audio) if listens else None
+        if per_clip:
+            flush()
         for edit in [None, *edits]:
             cond = ORIGINAL if edit is None else edit.name
             if (clip.id, cond) in done:
@@ -274,7 +288,8 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tu
                 outcome.skipped.append((clip.id, cond, edited))
                 continue
             with _stage(outcome, "input", device, timing):
-                queued = (clip.id, cond, rater_input(edited, rater.input, box), thumbnail(edited) if thumbs else b"")
+                queued = Queued(clip.id, cond, rater_input(edited, rater.input, box), sound,
+                                thumbnail(edited) if thumbs else b"")
             queue.append(queued)
             if len(queue) >= per_call:
                 flush()
@@ -282,17 +297,32 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tu
     return outcome
 
 
-def _call(rater: Any, queue: list[tuple[str, str, torch.Tensor, bytes]], outcome: Outcome) -> None:
-    labels = [f"{cid} ({cond})" for cid, cond, _, _ in queue]
-    x = torch.stack([inp for _, _, inp, _ in queue])
+@dataclass
+class Queued:
+    """One input waiting for the rater: a clip's condition, its frames and (for a rater that
+    listens) its sound, and the thumbnail to store beside its score."""
+
+    clip: str
+    condition: str
+    frames: torch.Tensor
+    sound: torch.Tensor | None
+    thumb: bytes
+
+
+def _call(rater: Any, queue: list[Queued], outcome: Outcome) -> None:
+    labels = [f"{q.clip} ({q.condition})" for q in queue]
+    x = torch.stack([q.frames for q in queue])
     failures: dict[int, str] = {}
     try:
-        raw = rater(x)
+        if queue[0].sound is not None:
+            raw = rater(x, torch.stack([q.sound for q in queue]))
+        else:
+            raw = rater(x)
     except PartialScores as exc:  # some rows failed for good (a vendor endpoint): list, never zero
         raw, failures = exc.scores, exc.failures
     except Exception as exc:  # the user's model failing is their error to read, not our bug
         name = getattr(rater, "name", type(rater).__name__)
-        clips = list(dict.fromkeys(cid for cid, _, _, _ in queue))
+        clips = list(dict.fromkeys(q.clip for q in queue))
         raise RaterError(f"rater {name} raised {type(exc).__name__} on clip(s) {', '.join(clips[:8])}"
                          f"{' ...' if len(clips) > 8 else ''} ({len(queue)} inputs in one call): "
                          f"{first_line(exc)}") from None
@@ -304,10 +334,9 @@ def _call(rater: Any, queue: list[tuple[str, str, torch.Tensor, bytes]], outcome
         raw = raw[keep]
     values = check_scores(raw, rater, [labels[i] for i in keep]).tolist()
     for i, row in zip(keep, values):
-        cid, cond, _, thumb = queue[i]
-        outcome.scores.append((cid, cond, row))
-        if thumb:
-            outcome.thumbs.append((cid, cond, thumb))
+        q = queue[i]
+        outcome.scores.append((q.clip, q.condition, row))
+        if q.thumb:
+            outcome.thumbs.append((q.clip, q.condition, q.thumb))
     for i, reason in sorted(failures.items()):
-        cid, cond, _, _ = queue[i]
-        outcome.skipped.append((cid, cond, f"rater failed: {reason}"))
+        outcome.skipped.append((queue[i].clip, queue[i].condition, f"rater failed: {reason}"))

@@ -15,7 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -31,7 +31,10 @@ MIN_SIDE = 32  # below this there is no face to see and no background to swap
 
 @dataclass(frozen=True, eq=False)
 class Clip:
-    """Frames are RGB uint8 ``[T, H, W, 3]``; ``fps`` is the source's frame rate."""
+    """Frames are RGB uint8 ``[T, H, W, 3]``; ``fps`` is the source's frame rate. ``audio``: the
+    sound over the same window as the frames, float32 ``[C, S]`` in [-1, 1] at ``sample_rate``
+    (``None``: not asked for, or the clip has none — ``audio_problem`` says which);
+    ``window``: (start, seconds) of the clip the frames and the sound come from."""
 
     id: str
     frames: np.ndarray
@@ -40,6 +43,10 @@ class Clip:
     path: Path | None = None
     source_frames: int = 0
     content_hash: str = ""
+    audio: np.ndarray | None = None
+    sample_rate: int = 0
+    window: tuple[float, float] = (0.0, 0.0)
+    audio_problem: str = ""
 
     def __post_init__(self) -> None:
         f = self.frames
@@ -48,6 +55,13 @@ class Clip:
                              f"got {getattr(f, 'dtype', type(f))} {getattr(f, 'shape', '')}")
         if f.shape[0] == 0:
             raise ValueError(f"clip {self.id!r}: frames is empty")
+        a = self.audio
+        if a is not None and not (isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 2
+                                  and a.shape[0] >= 1 and a.shape[1] >= 1 and self.sample_rate > 0):
+            raise ValueError(f"clip {self.id!r}: audio must be float32 [channels, samples] with a sample_rate, "
+                             f"got {getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')} at {self.sample_rate}")
+        if not any(self.window):
+            object.__setattr__(self, "window", (0.0, f.shape[0] / self.fps if self.fps > 0 else 0.0))
 
     @property
     def num_frames(self) -> int:
@@ -60,12 +74,15 @@ class Clip:
 
     @classmethod
     def from_frames(cls, id: str, frames: np.ndarray, fps: float = 25.0, *, metadata: Mapping[str, str] | None = None,
-                    path: Path | None = None, content_hash: str | None = None) -> "Clip":
-        """A clip from frames in memory; its content hash is the frames' own unless given."""
+                    path: Path | None = None, content_hash: str | None = None,
+                    audio: tuple[np.ndarray, int] | None = None) -> "Clip":
+        """A clip from frames in memory; its content hash is the frames' own unless given.
+        ``audio``: (float32 ``[C, S]`` in [-1, 1], sample rate), the sound of the same span."""
         frames = np.ascontiguousarray(frames)
         digest = content_hash or hashlib.sha256(frames.tobytes()).hexdigest()
+        sound, rate = (np.ascontiguousarray(audio[0], dtype=np.float32), int(audio[1])) if audio else (None, 0)
         return cls(id=id, frames=frames, fps=fps, metadata=dict(metadata or {}), path=path,
-                   source_frames=len(frames), content_hash=digest)
+                   source_frames=len(frames), content_hash=digest, audio=sound, sample_rate=rate)
 
 
 @dataclass(frozen=True)
@@ -77,9 +94,9 @@ class ClipSource:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
     def read(self, num_frames: int = DEFAULT_FRAMES, max_side: int = DEFAULT_MAX_SIDE, *,
-             offset: float = 0.0) -> Clip:
-        return read_video(self.path, num_frames=num_frames, max_side=max_side,
-                          clip_id=self.id, metadata=self.metadata, offset=offset)
+             offset: float = 0.0, audio: Any = None, window: float | None = None) -> Clip:
+        return read_video(self.path, num_frames=num_frames, max_side=max_side, clip_id=self.id,
+                          metadata=self.metadata, offset=offset, audio=audio, window=window)
 
 
 def sample_indices(total: int, num_frames: int, offset: float = 0.0) -> np.ndarray:
@@ -102,6 +119,23 @@ def sample_indices(total: int, num_frames: int, offset: float = 0.0) -> np.ndarr
     return np.floor(np.minimum(positions + offset * interval, total - 1) + 0.5).astype(int)
 
 
+def window_span(times: np.ndarray, window: float | None) -> tuple[int, int, float, float]:
+    """Frames ``[lo, hi)`` inside ``window`` seconds centred in a clip whose frames start at
+    ``times`` (seconds, sorted, from the first frame), and the window's (start, seconds). ``None``,
+    or a window longer than the clip, is the whole clip (a longer window starts with the clip:
+    its sound is zero past the clip's end)."""
+    n = len(times)
+    step = float(np.median(np.diff(times))) if n > 1 else 0.04
+    duration = float(times[-1] - times[0]) + step
+    if window is None:
+        return 0, n, 0.0, duration
+    start = max(0.0, (duration - window) / 2)
+    rel = times - times[0]
+    lo = int(np.searchsorted(rel, start - 1e-9))
+    hi = max(lo + 1, int(np.searchsorted(rel, start + window - 1e-9)))
+    return lo, min(hi, n), start, float(window)
+
+
 def _open(path: Path):
     import cv2
 
@@ -117,13 +151,18 @@ def _open(path: Path):
 
 def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
                max_side: int = DEFAULT_MAX_SIDE, *, clip_id: str | None = None,
-               metadata: Mapping[str, str] | None = None, offset: float = 0.0) -> Clip:
+               metadata: Mapping[str, str] | None = None, offset: float = 0.0,
+               audio: Any = None, window: float | None = None) -> Clip:
     """Decode ``num_frames`` frames spread uniformly over the video, downscaled so that the
     longer side is at most ``max_side``. Raises :class:`ClipError` with the reason.
 
     ``offset`` (in [0, 1)) samples every position that fraction of a sampling interval later,
     clamped to the last frame (:func:`sample_indices`); the clip's ``content_hash`` then names the
-    offset too, so annotations cached for the unshifted frames are never reused for these."""
+    offset too, so annotations cached for the unshifted frames are never reused for these.
+    ``window`` (seconds, centred; :func:`window_span`) samples the frames inside it only (the hash
+    names it too); ``audio`` (an :class:`~auditkit.contract.rater.AudioSpec`, or ``None`` for no
+    sound) also reads the sound over the window, conformed to that spec — a clip without sound
+    says so in ``audio_problem``."""
     import cv2
 
     path = Path(path)
@@ -147,15 +186,36 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
 
     try:
         with quiet_stderr():  # FFmpeg's own complaints about a damaged stream; the ClipError says it once
-            return _read_video(path, num_frames, max_side, clip_id, metadata, float(offset))
+            clip = _read_video(path, num_frames, max_side, clip_id, metadata, float(offset), window)
+        return clip if audio is None else with_audio(clip, audio)
     except OSError as exc:  # unreadable, vanished, or a failing disk: one clip's problem, not the run's
         raise ClipError(path, f"cannot be read ({exc.strerror or exc})") from None
     except cv2.error as exc:
         raise ClipError(path, f"could not be decoded ({last_line(exc, 160)})") from None
 
 
+def with_audio(clip: Clip, spec: Any) -> Clip:
+    """``clip`` with its sound over its window, as ``spec`` (an AudioSpec) wants it: read from its
+    file, or conformed from the sound it carries in memory. No sound is ``audio_problem``."""
+    from dataclasses import replace
+
+    from .audio import conform, read_audio
+
+    start, seconds = clip.window
+    if clip.audio is not None:
+        sound: tuple[np.ndarray, int] | None = (clip.audio, clip.sample_rate)
+    elif clip.path is not None:
+        sound = read_audio(clip.path, start, seconds)
+    else:
+        sound = None
+    if sound is None:
+        return replace(clip, audio=None, sample_rate=0, audio_problem="no audio track")
+    return replace(clip, audio=conform(sound[0], sound[1], spec, seconds), sample_rate=spec.sample_rate,
+                   audio_problem="")
+
+
 def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
-                metadata: Mapping[str, str] | None, offset: float) -> Clip:
+                metadata: Mapping[str, str] | None, offset: float, window: float | None = None) -> Clip:
     size = path.stat().st_size
     if size == 0:
         raise ClipError(path, "empty file (0 bytes)")
@@ -167,7 +227,7 @@ def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
     if problem:
         raise ClipError(path, problem)
 
-    sampled = decode_sampled(path, num_frames, max_side, offset=offset)
+    sampled = decode_sampled(path, num_frames, max_side, offset=offset, window=window)
     decoded = sampled.frames
     shapes = {f.shape for f in decoded.values()}
     if len(shapes) != 1:
@@ -179,11 +239,13 @@ def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
     digest = file_digest(path)
     if offset:
         digest = hashlib.sha256(f"{digest}:offset={offset!r}".encode()).hexdigest()
+    if window is not None:
+        digest = hashlib.sha256(f"{digest}:window={window!r}".encode()).hexdigest()
     fps = sampled.fps
     return Clip(id=clip_id or path.stem, frames=frames,
                 fps=float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0,
                 metadata=dict(metadata or {}), path=path, source_frames=sampled.total,
-                content_hash=digest)
+                content_hash=digest, window=sampled.window)
 
 
 # ------------------------------------------------------------------------------------ decoding
@@ -212,10 +274,17 @@ class Sampled:
     total: int
     fps: float
     report: DecodeReport
+    window: tuple[float, float] = (0.0, 0.0)  # (start, seconds) the frames were sampled in
+
+
+def _sample(times_s: np.ndarray, num_frames: int, offset: float, window: float | None
+            ) -> tuple[np.ndarray, tuple[float, float]]:
+    lo, hi, start, seconds = window_span(times_s, window)
+    return lo + sample_indices(hi - lo, num_frames, offset), (start, seconds)
 
 
 def decode_sampled(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES, max_side: int = DEFAULT_MAX_SIDE,
-                   *, offset: float = 0.0) -> Sampled:
+                   *, offset: float = 0.0, window: float | None = None) -> Sampled:
     """The sampled frames of a video file and how they were found; :func:`read_video` is this
     with the checks a clip needs. Frames equal those of a sequential read (``grab`` and
     ``retrieve`` every frame) at the same indices."""
@@ -237,15 +306,15 @@ def decode_sampled(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES, ma
             if header and reported != len(times):
                 report.reason = f"the container states {reported} frames but holds {len(times)}"
             else:
-                wanted = sample_indices(len(times), num_frames, offset)
+                wanted, span = _sample((times - times[0]) / 1000, num_frames, offset, window)
                 found = _decode_by_time(cap, times, pts, sorted(set(wanted.tolist())), max_side, report)
                 if isinstance(found, dict):
                     report.mode, report.total = "timeline", len(times)
-                    return Sampled(found, wanted, len(times), fps, report)
+                    return Sampled(found, wanted, len(times), fps, report, span)
                 report.reason = found
     finally:
         cap.release()
-    return _decode_by_count(path, num_frames, max_side, offset, report)
+    return _decode_by_count(path, num_frames, max_side, offset, report, window)
 
 
 def _timeline(path: Path) -> tuple[np.ndarray, np.ndarray, int] | str:
@@ -358,7 +427,8 @@ def _decode_by_time(cap, times: np.ndarray, pts: np.ndarray, wanted: list[int], 
     return decoded
 
 
-def _decode_by_count(path: Path, num_frames: int, max_side: int, offset: float, report: DecodeReport) -> Sampled:
+def _decode_by_count(path: Path, num_frames: int, max_side: int, offset: float, report: DecodeReport,
+                     window: float | None = None) -> Sampled:
     """The sequential read: count the frames by decoding them all, then decode again up to the
     last sampled one."""
     import cv2
@@ -377,7 +447,8 @@ def _decode_by_count(path: Path, num_frames: int, max_side: int, offset: float, 
         raise ClipError(path, "contains no decodable frames")
     report.total = total
 
-    wanted = sample_indices(total, num_frames, offset)
+    rate = fps if fps and np.isfinite(fps) and fps > 0 else 25.0
+    wanted, span = _sample(np.arange(total) / rate, num_frames, offset, window)
     unique = set(wanted.tolist())
     decoded: dict[int, np.ndarray] = {}
     cap = _open(path)
@@ -394,7 +465,7 @@ def _decode_by_count(path: Path, num_frames: int, max_side: int, offset: float, 
                 decoded[index] = _to_rgb(bgr, max_side)
     finally:
         cap.release()
-    return Sampled(decoded, wanted, total, fps, report)
+    return Sampled(decoded, wanted, total, fps, report, span)
 
 
 _SNIFF_BYTES = 512

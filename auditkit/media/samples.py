@@ -23,10 +23,11 @@ from auditkit.contract.paths import cache_root
 
 from .video import write_video
 
-SAMPLES_VERSION = 1
+SAMPLES_VERSION = 2  # 2: every clip speaks (AAC beside the same mp4v picture as version 1)
 FPS = 15
 SECONDS = 2
-
+SPEECH_LEAD = 0.05  # seconds of silence before the answer starts
+SPEECH_GAP = 0.6    # seconds between answers, when a long clip repeats it
 
 @dataclass(frozen=True)
 class _Variant:
@@ -68,6 +69,21 @@ def load_portraits() -> dict[str, np.ndarray]:
     if hopper is None:
         raise RuntimeError("matplotlib's sample image grace_hopper.jpg could not be read")
     return {"hopper": cv2.cvtColor(hopper, cv2.COLOR_BGR2RGB), "collins": data.astronaut()}
+
+
+def speech(portrait: str, seconds: float) -> tuple[np.ndarray, int]:
+    """The portrait's spoken answer (``speech/<portrait>.wav``, see its README) over ``seconds``:
+    float32 ``[1, S]``, the answer after a short lead, repeated after a pause on a long clip."""
+    from .audio import read_wav
+
+    answer, rate = read_wav(Path(__file__).with_name("speech") / f"{portrait}.wav")
+    answer = answer[:, :np.flatnonzero(np.abs(answer[0]) > 1e-3)[-1] + 1]  # its trailing silence
+    out = np.zeros((1, round(seconds * rate)), dtype=np.float32)
+    period = answer.shape[1] + round(SPEECH_GAP * rate)
+    for start in range(round(SPEECH_LEAD * rate), out.shape[1], period):
+        piece = answer[:, :out.shape[1] - start]
+        out[:, start:start + piece.shape[1]] = piece
+    return out, rate
 
 
 def _face_box(image: np.ndarray) -> tuple[float, float, float, float]:
@@ -167,7 +183,8 @@ def build_samples(dest: Path) -> Path:
     rows = []
     for i, v in enumerate(_VARIANTS):
         clip_id = f"{v.portrait}_{i:02d}_{v.framing}"
-        write_video(dest / f"{clip_id}.mp4", render_clip(portraits[v.portrait], faces[v.portrait], v))
+        write_video(dest / f"{clip_id}.mp4", render_clip(portraits[v.portrait], faces[v.portrait], v),
+                    FPS, audio=(sound := speech(v.portrait, SECONDS))[0], sample_rate=sound[1])
         rows.append({"clip_id": clip_id, "subject_id": v.portrait, "framing": v.framing})
     write_metadata(dest, rows)
     return dest
@@ -210,7 +227,8 @@ def _write_long(path: Path, index: int, size: tuple[int, int], frames: int, fps:
     portraits = load_portraits()
     v = replace(_VARIANTS[index], size=size)
     image = portraits[v.portrait]
-    write_video(path, iter_frames(image, _face_box(image), v, frames, fps), fps=fps)
+    audio, rate = speech(v.portrait, frames / fps)
+    write_video(path, iter_frames(image, _face_box(image), v, frames, fps), fps=fps, audio=audio, sample_rate=rate)
 
 
 def long_sample_clips(seconds: float = 120, size: tuple[int, int] = (1280, 720), fps: float = 30,

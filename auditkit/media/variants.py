@@ -25,11 +25,11 @@ import numpy as np
 
 from auditkit.contract.paths import cache_root
 
-from .samples import (FPS, SECONDS, _face_box, _head_motion, _Variant, built_once, load_portraits,
+from .samples import (FPS, SECONDS, _face_box, _head_motion, _Variant, built_once, load_portraits, speech,
                       write_metadata)
 from .video import write_video
 
-VARIANTS_VERSION = 1
+VARIANTS_VERSION = 2  # 2: every clip speaks, as the sample clips do
 
 # Face-mesh landmarks used to place a hand and to sample the skin (subject's left/right).
 _MOUTH_TOP, _MOUTH_BOTTOM, _CHIN, _FOREHEAD = 13, 14, 152, 10
@@ -276,7 +276,8 @@ def build_variants(dest: Path) -> Path:
     portraits = load_portraits()
     rows = []
     for name, (v, look) in VARIANTS.items():
-        write_video(dest / f"{name}.mp4", render_variant(name, portraits))
+        audio, rate = speech(v.portrait, SECONDS)
+        write_video(dest / f"{name}.mp4", render_variant(name, portraits), FPS, audio=audio, sample_rate=rate)
         rows.append({"clip_id": name, "subject_id": v.portrait, "framing": v.framing})
     write_metadata(dest, rows)
     return dest

@@ -10,10 +10,25 @@ import numpy as np
 FPS = 15
 
 
-def write_video(path: Path, frames: np.ndarray | Iterable[np.ndarray], fps: float = FPS) -> None:
+def write_video(path: Path, frames: np.ndarray | Iterable[np.ndarray], fps: float = FPS, *,
+                audio: np.ndarray | None = None, sample_rate: int = 0) -> None:
     """RGB uint8 frames ([T, H, W, 3], or any iterable of [H, W, 3], written as they come: a long
     clip need not be held in memory) to a video file (mp4v in .mp4/.mov/.m4v, MJPG in .avi/.mkv,
-    VP8 in .webm)."""
+    VP8 in .webm); with ``audio`` (float32 ``[C, S]`` at ``sample_rate``), an MP4 or MOV file
+    carries it as AAC beside the same picture."""
+    if audio is not None:
+        from .audio import mux_audio
+
+        path = Path(path)
+        if path.suffix.lower() not in (".mp4", ".mov", ".m4v"):
+            raise ValueError(f"{path}: sound is written into .mp4, .mov or .m4v files only")
+        silent = path.with_name(f".{path.stem}.silent{path.suffix}")
+        try:
+            write_video(silent, frames, fps)
+            mux_audio(silent, audio, sample_rate, path)
+        finally:
+            silent.unlink(missing_ok=True)
+        return
     import cv2
 
     fourcc = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG",

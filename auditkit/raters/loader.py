@@ -7,6 +7,7 @@ training checkpoints of :mod:`auditkit.models`, or a user's own format — regis
 
 * ``builtin:appearance`` / ``builtin:constant`` — reference raters shipped with auditkit;
 * ``path/model.pt`` or ``.ts`` — a TorchScript file (metadata in the extra file ``auditkit.json``);
+* ``path/model.pt2`` — a torch.export ExportedProgram (metadata in the archive's ``auditkit.json``);
 * ``path/model.pt``, ``.pth`` or ``.ckpt`` holding a training checkpoint (``auditkit.models``);
 * ``path/model.onnx`` — an ONNX model run by onnxruntime (metadata in ``metadata_props``);
 * ``path/file.py:name`` or ``package.module:name`` — a factory returning a rater or an ``nn.Module``;
@@ -191,6 +192,18 @@ def _is_torchscript(path: Path) -> bool:
     return path.suffix.lower() == ".ts" or is_torchscript(path)
 
 
+def _exported(spec: str, device: torch.device) -> Any:
+    from .torchscript import load_exported
+
+    return load_exported(Path(spec))
+
+
+def _is_exported(path: Path) -> bool:
+    from .torchscript import is_exported
+
+    return is_exported(path)
+
+
 def _onnx(spec: str, device: torch.device) -> Any:
     from .onnx_rater import OnnxRater
 
@@ -209,6 +222,8 @@ for _kind in (RaterKind("builtin", _builtin, prefixes=("builtin:",), example="bu
                         example="http:PATH.toml or an https:// URL"),
               RaterKind("torchscript", _torchscript, suffixes=(".pt", ".ts", ".pth"), claims=_is_torchscript,
                         example="a TorchScript .pt/.ts file"),
+              RaterKind("export", _exported, suffixes=(".pt2",), claims=_is_exported,
+                        example="a torch.export .pt2 file"),
               RaterKind("onnx", _onnx, suffixes=(".onnx",), example="a .onnx file"),
               _FACTORY):
     register_kind(_kind)

@@ -21,7 +21,8 @@ from auditkit import run_audit
 from auditkit.contract.errors import RaterError
 from auditkit.media.clips import discover
 from auditkit.raters import InputSpec, TorchRater, load_rater, save_torchscript
-from conftest import SMALL, BrightnessRater
+from auditkit.raters.torchscript import save_exported
+from conftest import LISTENER_TRAITS, LISTENING, SMALL, BrightnessRater, Listener, save_listener_onnx
 from test_http_rater import Vendor, describe
 
 # One Ray at a time on this machine: every Ray test runs on the same xdist worker, in turn.
@@ -30,8 +31,10 @@ EDITS = ["lighting:dim", "background:plain"]
 EXECUTORS = {"local, in process": {"executor": "local", "workers": 0},
              "local, 2 workers": {"executor": "local", "workers": 2},
              "ray": {"executor": "ray", "workers": 2}}
-KINDS = ("torchscript .pt", "torchscript .ts", "checkpoint", "onnx", "factory file.py:name",
-         "factory package.module:name", "http", "builtin")
+KINDS = ("torchscript .pt", "torchscript .ts", "export .pt2", "checkpoint", "onnx", "factory file.py:name",
+         "factory package.module:name", "http", "builtin",
+         # Raters that watch and listen: called rater(frames, audio) wherever they run.
+         "listening torchscript", "listening export .pt2", "listening onnx", "listening factory")
 
 
 class Scores(nn.Module):
@@ -96,6 +99,29 @@ def specs(tmp_path_factory, vendor) -> dict[str, str]:
             return TorchRater(Tint(), input=InputSpec(size=(48, 48), frames=3), name="tint")
     """))
     out["factory file.py:name"] = f"{folder / 'factory.py'}:make"
+    out["export .pt2"] = str(save_exported(Scores(), folder / "r.pt2", input=SMALL))
+    out["listening torchscript"] = str(save_torchscript(Listener(), folder / "l.pt", trait_names=LISTENER_TRAITS,
+                                                        input=LISTENING))
+    out["listening export .pt2"] = str(save_exported(Listener(), folder / "l.pt2", trait_names=LISTENER_TRAITS,
+                                                     input=LISTENING))
+    out["listening onnx"] = str(save_listener_onnx(folder / "l.onnx"))
+    (folder / "hears.py").write_text(textwrap.dedent("""
+        import torch
+        from auditkit.raters import AudioSpec, InputSpec, TorchRater
+
+
+        class Hears(torch.nn.Module):
+            def forward(self, x, audio):
+                loud = audio.pow(2).mean(dim=(1, 2)).sqrt()
+                m = x.mean(dim=(1, 3, 4))
+                return torch.stack([loud, m[:, 0], m[:, 1], m[:, 2], loud * m[:, 0]], dim=1)
+
+
+        def make():
+            spec = InputSpec(size=(48, 48), frames=3, audio=AudioSpec(sample_rate=8000, channels=2, seconds=1.5))
+            return TorchRater(Hears(), input=spec, name="hears")
+    """))
+    out["listening factory"] = f"{folder / 'hears.py'}:make"
     out["http"] = f"http:{describe(folder, vendor.url, token_env='MATRIX_TOKEN')}"
     return out
 
