@@ -3,10 +3,15 @@ segmentation), 478 face landmarks with irises (MediaPipe face mesh), a face box,
 raised near the face (MediaPipe hands), so that a drawn scarf or glasses stay behind them.
 
 Annotation is the expensive part of an audit on a CPU, so it runs once per clip and is cached on
-disk, keyed by the clip's content hash, the sampled frame geometry and ``ANNOTATOR_VERSION``. A
-frame without a face is a recorded state (``face_found`` false), not an exception: short gaps are
-bridged by interpolating the landmarks, and an edit that needs a face decides from
-``missing_faces`` whether the clip has enough of one.
+disk, keyed by the clip's content hash, the sampled frame geometry and times, and
+``ANNOTATOR_VERSION``. A frame without a face is a recorded state (``face_found`` false), not an
+exception: inside one shot (:mod:`.shots`) a missed face between two detections is bridged by
+interpolating the landmarks, and so is one within a fraction of a second of a detection; beyond
+that the face is absent there (``present`` false) and an edit of the person leaves the frame as
+it was. Nothing is smoothed or bridged across a cut or a fade, or across frames further apart
+than :data:`.shots.REACH`. Inside the face the person mask is 1, so a background edit never
+touches a face it found. An edit that needs a face decides from ``face_problem`` whether the
+clip has enough of one.
 
 The hand model costs more than the face mesh and the segmentation together, and almost every
 frame of an interview has no hand near the face, so it runs only where a cheap colour test sees
@@ -28,7 +33,9 @@ import torch
 
 from auditkit.contract.quiet import quiet_stderr
 
-ANNOTATOR_VERSION = 2
+from .shots import REACH, blank_frames, find_shots, links, smooth_masks
+
+ANNOTATOR_VERSION = 3  # 3: shots, links, present, person; the face is inside the mask
 NUM_LANDMARKS = 478
 NUM_HAND_POINTS = 21
 MAX_HANDS = 2
@@ -61,13 +68,21 @@ class Annotations:
     gaps, NaN when the clip has no face at all; ``face_found``: bool ``[T]``, the raw detections;
     ``face_box``: float32 ``[T, 4]`` x0, y0, x1, y1 in pixels; ``hands``: float32
     ``[T, MAX_HANDS, 21, 3]`` hand landmarks in pixels (z in pixels, relative to the wrist), NaN
-    where no hand was found."""
+    where no hand was found. ``shot``: int32 ``[T]``, each frame's shot; ``links``: bool ``[T]``,
+    whether a frame may be smoothed with the one before it (same shot, close in time);
+    ``present``: bool ``[T]``, where the face may be drawn on (found, or bridged inside its shot);
+    ``person``: bool ``[T]``, whether the frame's shot shows the person at all (a title card does
+    not: a background edit leaves it as it is)."""
 
     mask: torch.Tensor
     landmarks: torch.Tensor
     face_found: torch.Tensor
     face_box: torch.Tensor
     hands: torch.Tensor
+    shot: torch.Tensor
+    links: torch.Tensor
+    present: torch.Tensor
+    person: torch.Tensor
 
     @property
     def num_frames(self) -> int:
@@ -94,10 +109,29 @@ class Annotations:
         return Annotations(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     def face_problem(self, max_missing: float) -> str | None:
-        """Why a face edit cannot apply, or None: the face is missing in too many frames."""
-        missing, total = self.missing_faces, self.num_frames
-        if missing == total or missing > max_missing * total or not self.has_landmarks:
-            return f"no face found in {missing} of {total} frames"
+        """Why a face edit cannot apply, or None: the face is missing in more than ``max_missing``
+        of the frames of the shots that show the person (a title card's frames are left alone,
+        not missing), or those shots are less than ``1 - max_missing`` of the clip."""
+        person = self.person.bool()
+        total = int(person.sum())
+        missing = int((~self.face_found.bool() & person).sum())
+        if total == 0 or not bool(self.face_found.any()) or not self.has_landmarks:
+            return f"no face found in {self.missing_faces} of {self.num_frames} frames"
+        if total < (1 - max_missing) * self.num_frames:
+            return (f"no face found in {self.missing_faces} of {self.num_frames} frames "
+                    f"(the person is on screen in {total} of them)")
+        if missing > max_missing * total:
+            return f"no face found in {missing} of the {total} frames that show the person"
+        return None
+
+    def untouched(self, requires: frozenset[str] | set[str]) -> torch.Tensor | None:
+        """bool ``[T]``: the frames an edit needing ``requires`` must leave as they were: where
+        the face is absent, for an edit of the face; outside the person's shots, for one that
+        composites behind the person. ``None`` for an edit that needs neither."""
+        if "face" in requires:
+            return ~self.present.bool()
+        if "mask" in requires:
+            return ~self.person.bool()
         return None
 
 
@@ -119,21 +153,48 @@ def face_crop_box(annotations: "Annotations", height: int, width: int, margin: f
     return top, left, side
 
 
-def smooth_time(x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """A [1, 2, 1]/4 filter along the first axis, over valid frames only (edges renormalised).
-    Light on purpose: sampled frames are far apart in time, and heavier smoothing would lag."""
+def smooth_time(x: np.ndarray, valid: np.ndarray | None = None, linked: Any = None) -> np.ndarray:
+    """A [1, 2, 1]/4 filter along the first axis, over valid frames only (edges renormalised),
+    between neighbours that ``linked`` (bool ``[T]``, frame i to i - 1; :func:`.shots.links`)
+    joins — never across a cut or frames far apart. Light on purpose: heavier would lag."""
     w = np.ones(len(x), np.float32) if valid is None else valid.astype(np.float32)
+    if linked is None:
+        link = np.ones(max(len(x) - 1, 0), np.float32)
+    else:
+        link = np.asarray(linked.cpu() if isinstance(linked, torch.Tensor) else linked, bool)[1:].astype(np.float32)
     shape = (-1,) + (1,) * (x.ndim - 1)
     wx = x * w.reshape(shape)
     num = 2 * wx
     den = 2 * w
-    num[1:] += wx[:-1]
-    num[:-1] += wx[1:]
-    den[1:] += w[:-1]
-    den[:-1] += w[1:]
+    num[1:] += wx[:-1] * link.reshape(shape)
+    num[:-1] += wx[1:] * link.reshape(shape)
+    den[1:] += w[:-1] * link
+    den[:-1] += w[1:] * link
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num / den.reshape(shape)
     return np.where(den.reshape(shape) > 0, out, x).astype(x.dtype)
+
+
+def bridge_in_shots(points: np.ndarray, found: np.ndarray, shots: np.ndarray, times: np.ndarray,
+                    reach: float = REACH) -> tuple[np.ndarray, np.ndarray]:
+    """Landmarks for every frame, and where they stand for a face: inside each shot, a missed face
+    between two detections at most ``2 * reach`` seconds apart is interpolated (present). Nothing
+    is extrapolated: past a shot's first or last detection the face may have turned, left or been
+    panned away from. The rest take the nearest detection of their shot (or of the clip), only so
+    that geometry stays finite (absent: no edit draws there). NaN when nothing was found."""
+    out = bridge_gaps(points, found)
+    present = found.copy()
+    for s in np.unique(shots):
+        idx = np.flatnonzero(shots == s)
+        hits = idx[found[idx]]
+        if hits.size == 0:
+            continue
+        out[idx] = bridge_gaps(points[idx], found[idx])
+        for i in idx[~found[idx]]:
+            k = int(np.searchsorted(hits, i))
+            if 0 < k < hits.size:
+                present[i] = times[hits[k]] - times[hits[k - 1]] <= 2 * reach + 1e-9
+    return out, present
 
 
 def bridge_gaps(points: np.ndarray, found: np.ndarray) -> np.ndarray:
@@ -199,20 +260,28 @@ class Annotator:
                 model.close()
         self._mesh = self._seg = self._hands = None
 
-    def key(self, content_hash: str, frames: np.ndarray) -> str:
+    def key(self, content_hash: str, frames: np.ndarray, times: np.ndarray | None = None) -> str:
         t, h, w = frames.shape[:3]
-        text = f"{content_hash}:{t}x{h}x{w}:v{ANNOTATOR_VERSION}"
+        when = "" if times is None else hashlib.sha256(np.asarray(times, np.float64).tobytes()).hexdigest()[:16]
+        text = f"{content_hash}:{t}x{h}x{w}:{when}:v{ANNOTATOR_VERSION}"
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 
     def annotate_clip(self, clip: Any) -> Annotations:
-        """Annotations of a :class:`auditkit.media.clips.Clip`, from the cache when possible."""
-        return self.annotate(clip.frames, content_hash=clip.content_hash)
+        """Annotations of a :class:`auditkit.media.clips.Clip` (its frames at its frame times),
+        from the cache when possible."""
+        return self.annotate(clip.frames, content_hash=clip.content_hash, times=clip.times)
 
-    def annotate(self, frames: np.ndarray, *, content_hash: str | None = None) -> Annotations:
+    def annotate(self, frames: np.ndarray, *, content_hash: str | None = None,
+                 times: np.ndarray | None = None) -> Annotations:
+        """``times``: each frame's time in seconds. Without them the frames' spacing is unknown and
+        they are taken as far apart (sampled frames of a clip): nothing temporal joins them."""
         frames = np.ascontiguousarray(frames)
         if content_hash is None:
             content_hash = hashlib.sha256(frames.tobytes()).hexdigest()
-        path = self.cache_dir / f"{self.key(content_hash, frames)}.npz"
+        times = np.arange(len(frames)) * 1.0 if times is None else np.asarray(times, np.float64)
+        if times.shape != (len(frames),):
+            raise ValueError(f"times must have one entry per frame ({len(frames)}), got shape {times.shape}")
+        path = self.cache_dir / f"{self.key(content_hash, frames, times)}.npz"
         if self.use_cache and path.is_file():
             try:
                 cached = _load(path)
@@ -220,16 +289,16 @@ class Annotator:
                 return cached
             except (OSError, ValueError, KeyError):
                 pass  # a damaged cache entry is recomputed, never trusted
-        result = self._compute(frames)
+        result = self._compute(frames, times)
         if self.use_cache:
             _save(path, result)
         return result
 
-    def _compute(self, frames: np.ndarray) -> Annotations:
+    def _compute(self, frames: np.ndarray, times: np.ndarray) -> Annotations:
         with quiet_stderr():
-            return self._compute_frames(frames)
+            return self._compute_frames(frames, times)
 
-    def _compute_frames(self, frames: np.ndarray) -> Annotations:
+    def _compute_frames(self, frames: np.ndarray, times: np.ndarray) -> Annotations:
         mesh, seg = self._models()
         t, h, w = frames.shape[:3]
         masks = np.zeros((t, h, w), np.float32)
@@ -245,14 +314,22 @@ class Annotator:
                 found[i] = True
         self.stats["frames_annotated"] += t
         self.stats["clips_annotated"] += 1
-        landmarks = smooth_time(bridge_gaps(points, found))
+        shot = find_shots(frames)
+        linked = links(times, shot)
+        bridged, present = bridge_in_shots(points, found, shot, times)
+        landmarks = smooth_time(bridged, present, linked)
+        masks = smooth_masks(masks, frames, linked)
+        faces_inside(masks, points, found)
+        person = person_shots(shot, found, masks, blank_frames(frames))
         # 8-bit steps, as the cache stores them, so a cold and a warm run edit identical pixels.
-        mask = np.round(np.clip(smooth_time(masks), 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
+        mask = np.round(np.clip(masks, 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
         hands = self._find_hands(frames, points, found, mask)
         return Annotations(mask=torch.from_numpy(mask), landmarks=torch.from_numpy(landmarks),
                            face_found=torch.from_numpy(found),
                            face_box=torch.from_numpy(face_boxes(landmarks)),
-                           hands=torch.from_numpy(hands))
+                           hands=torch.from_numpy(hands), shot=torch.from_numpy(shot),
+                           links=torch.from_numpy(linked), present=torch.from_numpy(present),
+                           person=torch.from_numpy(person))
 
     def _find_hands(self, frames: np.ndarray, points: np.ndarray, found: np.ndarray,
                     mask: np.ndarray) -> np.ndarray:
@@ -277,6 +354,34 @@ class Annotator:
                 todo += [j for j in (i - 1, i + 1) if 0 <= j < t and j not in done]
         self.stats["frames_hand_searched"] += len(done)
         return hands
+
+
+FACE_CORE = 0.92  # the face oval, shrunk about its centre, that is always the person
+
+
+def faces_inside(masks: np.ndarray, points: np.ndarray, found: np.ndarray) -> None:
+    """Set the mask to 1 inside each found face (its oval, shrunk a little so the edge band is
+    the segmentation's): the person's face is never part of the background."""
+    import cv2
+
+    for i in np.flatnonzero(found):
+        oval = points[i, list(FACE_OVAL), :2].astype(np.float64)
+        core = (oval - oval.mean(0)) * FACE_CORE + oval.mean(0)
+        inside = np.zeros(masks.shape[1:], np.uint8)
+        cv2.fillPoly(inside, [np.round(core).astype(np.int32)], 1)
+        masks[i][inside.astype(bool)] = 1.0
+
+
+def person_shots(shot: np.ndarray, found: np.ndarray, masks: np.ndarray, blank: np.ndarray) -> np.ndarray:
+    """bool ``[T]``: whether each frame's shot shows the person — a face found in it, or (a person
+    turned away) at least 2% of the picture held by the person in half of its frames. A blank
+    frame (the bottom of a fade) never does."""
+    covered = (masks > 0.5).mean(axis=(1, 2)) >= 0.02
+    out = np.zeros(len(shot), bool)
+    for s in np.unique(shot):
+        idx = shot == s
+        out[idx] = bool(found[idx].any()) or covered[idx].mean() >= 0.5
+    return out & ~blank
 
 
 def _near_face(hand: np.ndarray, face: np.ndarray) -> bool:
@@ -344,7 +449,9 @@ def _save(path: Path, a: Annotations) -> None:
     try:
         np.savez_compressed(tmp, mask=np.round(a.mask.numpy() * 255).astype(np.uint8),
                             landmarks=a.landmarks.numpy(), face_found=a.face_found.numpy(),
-                            face_box=a.face_box.numpy(), hands=a.hands.numpy(), version=ANNOTATOR_VERSION)
+                            face_box=a.face_box.numpy(), hands=a.hands.numpy(), shot=a.shot.numpy(),
+                            links=a.links.numpy(), present=a.present.numpy(), person=a.person.numpy(),
+                            version=ANNOTATOR_VERSION)
         os.replace(tmp, path)  # atomic: a reader never sees half a file
     finally:
         if os.path.exists(tmp):
@@ -359,4 +466,6 @@ def _load(path: Path) -> Annotations:
                            landmarks=torch.from_numpy(data["landmarks"]),
                            face_found=torch.from_numpy(data["face_found"]),
                            face_box=torch.from_numpy(data["face_box"]),
-                           hands=torch.from_numpy(data["hands"]))
+                           hands=torch.from_numpy(data["hands"]), shot=torch.from_numpy(data["shot"]),
+                           links=torch.from_numpy(data["links"]), present=torch.from_numpy(data["present"]),
+                           person=torch.from_numpy(data["person"]))

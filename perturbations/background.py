@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from . import scenes
-from .annotate import smooth_time
+from .shots import smooth_masks
 from .base import Perturbation, per_clip, register
 from .kernels import (coarse_step, dilate, frames_to_planes, gaussian_blur, guided_filter, normalised_fill,
                       planes_to_frames)
@@ -47,10 +47,12 @@ SCENE_NOISE = 1.7        # and their own noise, in 8-bit levels
 
 
 def person_alpha(mask: torch.Tensor, feather: float = FEATHER,
-                 frames: torch.Tensor | None = None) -> torch.Tensor:
+                 frames: torch.Tensor | None = None, linked: torch.Tensor | None = None) -> torch.Tensor:
     """float ``[T, H, W]`` alpha of the person, exactly 1 where the mask is at least ``INSIDE``.
     With ``frames`` (uint8 ``[T, H, W, 3]``) its edge follows the frame's own edges (a colour
-    guided filter on the mask), smoothed lightly over time; without, the mask feathered."""
+    guided filter on the mask), smoothed lightly over time between ``linked`` frames (same shot,
+    close in time: :func:`auditkit.perturbations.shots.links`) where the picture stayed the same;
+    without, the mask feathered."""
     t, h, w = mask.shape
     # Segmentation is soft over several pixels at the boundary, and its 0.5-0.9 band still holds
     # much of the old background (a light halo round the hair); tighten it before feathering.
@@ -79,9 +81,13 @@ def person_alpha(mask: torch.Tensor, feather: float = FEATHER,
             snapped = gaussian_blur(snapped, 0.6).squeeze(1)
             inside = band[:, y0:y1, x0:x1]
             refined[:, y0:y1, x0:x1] = torch.where(inside, snapped.clamp(0, 1), soft[:, y0:y1, x0:x1])
-        # Sampled frames are far apart: a light [1, 2, 1] filter over time keeps the edge from
-        # flickering without lagging behind a move.
-        soft = torch.from_numpy(smooth_time(refined.cpu().numpy())).to(mask.device)
+        # A light [1, 2, 1] filter over time keeps the edge from flickering, only between frames
+        # of one shot a fraction of a second apart, and only where the picture did not change
+        # (so a person who moved or left leaves no ghost in the neighbouring frame).
+        if linked is None:
+            linked = torch.ones(t, dtype=torch.bool)
+        soft = torch.from_numpy(smooth_masks(refined.cpu().numpy(), frames.cpu().numpy(),
+                                             linked.cpu().numpy())).to(mask.device)
     return torch.where(mask >= INSIDE, torch.ones_like(soft), soft)
 
 
@@ -243,7 +249,7 @@ def _edge_terms(frames: torch.Tensor, annotations: Any) -> tuple[torch.Tensor, t
     """The person's refined alpha and the clean plate behind their edge: the same for every
     background edit of a clip, computed once (``per_clip``)."""
     mask = annotations.mask
-    return (per_clip(frames, annotations, "alpha", lambda: person_alpha(mask, frames=frames)),
+    return (per_clip(frames, annotations, "alpha", lambda: person_alpha(mask, frames=frames, linked=annotations.links)),
             per_clip(frames, annotations, "plate", lambda: fill_behind_person(frames, mask, PLATE_SIGMA)))
 
 

@@ -36,11 +36,14 @@ class NotApplicable(Exception):
 @dataclass(frozen=True, eq=False)
 class Edit:
     """``frames``: uint8 ``[T, H, W, 3]`` on the input's device; ``changed``: bool ``[T, H, W]``,
-    true where any channel differs from the input; ``params``: what ``make_params`` drew."""
+    true where any channel differs from the input; ``params``: what ``make_params`` drew;
+    ``left_alone``: the frames the edit did not touch because what it edits is not there (the
+    face out of view, a shot without the person)."""
 
     frames: torch.Tensor
     original: torch.Tensor = field(repr=False)
     params: Mapping[str, Any] = field(default_factory=dict)
+    left_alone: tuple[int, ...] = ()
 
     @functools.cached_property
     def changed(self) -> torch.Tensor:
@@ -155,7 +158,15 @@ class Perturbation(ABC):
         if out.shape != frames.shape or out.dtype != torch.uint8:
             raise RuntimeError(f"{self.name}: transform returned {out.dtype} {tuple(out.shape)}, "
                                f"expected uint8 {tuple(frames.shape)}")
-        return Edit(frames=out, original=frames, params=params)
+        # An edit of the person never draws where the person is not: a frame where the face is
+        # out of view, or a shot (a title card) without them, stays exactly as it was.
+        keep = annotations.untouched(self.requires) if self.requires else None
+        alone: tuple[int, ...] = ()
+        if keep is not None and bool(keep.any()):
+            keep = keep.to(out.device)
+            out = torch.where(keep.view(-1, 1, 1, 1), frames, out)
+            alone = tuple(int(i) for i in keep.nonzero().flatten())
+        return Edit(frames=out, original=frames, params=params, left_alone=alone)
 
     def __repr__(self) -> str:
         return f"<Perturbation {self.name}>"

@@ -83,9 +83,9 @@ def _capsule(px: torch.Tensor, py: torch.Tensor, a: tuple[torch.Tensor, torch.Te
     return torch.hypot(px - ax - h * dx, py - ay - h * dy)
 
 
-def eye_geometry(landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
+def eye_geometry(landmarks: torch.Tensor, linked: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Per-frame anchors in pixels: lens centres (eye corners blended with the irises), the
-    centre between them, eye distance and roll, smoothed over time."""
+    centre between them, eye distance and roll, smoothed over time between ``linked`` frames."""
     lm = landmarks[..., :2]
     right = 0.25 * (lm[:, RIGHT_EYE_OUTER] + lm[:, RIGHT_EYE_INNER]) + 0.5 * lm[:, RIGHT_IRIS]
     left = 0.25 * (lm[:, LEFT_EYE_OUTER] + lm[:, LEFT_EYE_INNER]) + 0.5 * lm[:, LEFT_IRIS]
@@ -98,7 +98,7 @@ def eye_geometry(landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
     roll = torch.atan2(delta[:, 1], delta[:, 0])
     pose = np.concatenate([centre.cpu().numpy(), dist[:, None].cpu().numpy(),
                            roll[:, None].cpu().numpy()], axis=1)
-    pose = torch.from_numpy(smooth_time(pose)).to(landmarks.device)
+    pose = torch.from_numpy(smooth_time(pose, linked=linked)).to(landmarks.device)
     return {"centre": pose[:, :2], "dist": pose[:, 2], "roll": pose[:, 3],
             "temples": torch.stack([lm[:, RIGHT_TEMPLE], lm[:, LEFT_TEMPLE]], 1),
             "bridge": lm[:, NOSE_BRIDGE]}
@@ -130,7 +130,7 @@ class Glasses(Perturbation):
                 "noise_seed": int(rng.integers(2**31))}
 
     def transform(self, frames: torch.Tensor, params: Mapping[str, Any], annotations) -> torch.Tensor:
-        geo = eye_geometry(annotations.landmarks)
+        geo = eye_geometry(annotations.landmarks, annotations.links)
         t, h, w = frames.shape[:3]
         box = eye_box(geo)
         x0 = int(max(0, math.floor(float(box[:, 0].min()))))
@@ -211,7 +211,7 @@ class Glasses(Perturbation):
                   separate: bool = False):
         """bool ``[T, H, W]``: pixels inside the lenses (image-left and image-right lens
         separately with ``separate=True``). For checks that the eyes sit behind the lenses."""
-        geo = eye_geometry(annotations.landmarks)
+        geo = eye_geometry(annotations.landmarks, annotations.links)
         u, v, _, _ = self._local(geo, params, 0, 0, size[1], size[0])
         masks = [self._lens_sdf(u, v, side) < 0 for side in (-0.5, 0.5)]
         return tuple(masks) if separate else masks[0] | masks[1]

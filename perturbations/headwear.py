@@ -109,14 +109,15 @@ def _texture(tex: torch.Tensor, u: torch.Tensor, w: torch.Tensor, scale: float) 
     return top * (1 - fy) + bottom * fy
 
 
-def head_geometry(landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
+def head_geometry(landmarks: torch.Tensor, linked: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Per frame: face centre (mid forehead–chin), face height (pixels), roll (eye line), chin,
     and the face oval as radii over ``ANGLES`` angles from the eye line, in face heights."""
     dev = landmarks.device
     lm = landmarks[..., :2].detach().cpu().numpy().astype(np.float64)
-    roll = eye_geometry(landmarks)["roll"].cpu().numpy().astype(np.float64)
+    roll = eye_geometry(landmarks, linked)["roll"].cpu().numpy().astype(np.float64)
     pose = smooth_time(np.concatenate([0.5 * (lm[:, FOREHEAD] + lm[:, CHIN]), lm[:, CHIN],
-                                       np.linalg.norm(lm[:, FOREHEAD] - lm[:, CHIN], axis=1)[:, None]], 1))
+                                       np.linalg.norm(lm[:, FOREHEAD] - lm[:, CHIN], axis=1)[:, None]], 1),
+                       linked=linked)
     centre, chin, height = pose[:, :2], pose[:, 2:4], pose[:, 4]
     grid = np.linspace(-math.pi, math.pi, ANGLES + 1)[:-1]
     radius = np.empty((len(lm), ANGLES))
@@ -250,7 +251,7 @@ class Headscarf(Perturbation):
     def transform(self, frames: torch.Tensor, params: Mapping[str, Any], annotations) -> torch.Tensor:
         t, h, w = frames.shape[:3]
         dev = frames.device
-        geo = head_geometry(annotations.landmarks.to(dev))
+        geo = head_geometry(annotations.landmarks.to(dev), annotations.links)
         mask = annotations.mask.to(dev, torch.float32)
         size = dome(geo, mask) * params["volume"]
         box = self._box(geo, size, params, h, w)

@@ -32,7 +32,7 @@ def test_cache_hit_returns_identical_annotations_and_does_no_work(annotated_samp
     b = second.annotate_clip(clip)
     assert second.stats == {"frames_annotated": 0, "clips_annotated": 0, "clips_cached": 1,
                             "frames_hand_searched": 0}
-    for name in ("mask", "landmarks", "face_found", "face_box"):
+    for name in ("mask", "landmarks", "face_found", "face_box", "shot", "links", "present", "person"):
         assert torch.equal(getattr(a, name), getattr(b, name))
     assert torch.equal(a.hands.isnan(), b.hands.isnan())
     # A damaged cache file is recomputed, not trusted.
@@ -63,7 +63,7 @@ def test_mostly_faceless_clip_reports_the_count(annotated_samples, tmp_path):
     frames = clip.frames.copy()
     frames[1:] = 90
     ann = Annotator(tmp_path).annotate(frames)
-    assert ann.face_problem(0.5) == "no face found in 5 of 6 frames"
+    assert ann.face_problem(0.5) == "no face found in 5 of 6 frames (the person is on screen in 1 of them)"
     nobody = Annotator(tmp_path).annotate(np.full((3, 64, 64, 3), 200, np.uint8))
     assert nobody.face_problem(0.9) == "no face found in 3 of 3 frames"
     assert not nobody.has_landmarks

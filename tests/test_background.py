@@ -123,8 +123,8 @@ def test_the_alpha_refined_in_the_edge_band_box_is_the_whole_frames_refinement(a
     # The guided filter runs only on the box round the edge band (with the margin its window
     # means reach across); inside the band the alpha must be that of the whole frame.
     from auditkit.perturbations import background as bg
-    from auditkit.perturbations.annotate import smooth_time
     from auditkit.perturbations.kernels import dilate, gaussian_blur, guided_filter
+    from auditkit.perturbations.shots import smooth_masks
 
     for clip, ann in annotated_samples[::3]:
         frames, mask = torch.from_numpy(clip.frames), ann.mask
@@ -135,6 +135,7 @@ def test_the_alpha_refined_in_the_edge_band_box_is_the_whole_frames_refinement(a
         guide = frames.permute(0, 3, 1, 2).float() / 255.0
         snapped = gaussian_blur(guided_filter(guide, soft.unsqueeze(1), radius, bg.GUIDE_EPS), 0.6).squeeze(1)
         band = dilate(((soft > 0.002) & (soft < 0.998)).float().unsqueeze(1), radius).squeeze(1) > 0
-        whole = torch.from_numpy(smooth_time(torch.where(band, snapped.clamp(0, 1), soft).numpy()))
+        whole = torch.from_numpy(smooth_masks(torch.where(band, snapped.clamp(0, 1), soft).numpy(), clip.frames,
+                                              ann.links.numpy()))
         whole = torch.where(mask >= INSIDE, torch.ones_like(whole), whole)
-        assert torch.equal(person_alpha(mask, frames=frames), whole), clip.id
+        assert torch.equal(person_alpha(mask, frames=frames, linked=ann.links), whole), clip.id

@@ -34,7 +34,8 @@ class Clip:
     """Frames are RGB uint8 ``[T, H, W, 3]``; ``fps`` is the source's frame rate. ``audio``: the
     sound over the same window as the frames, float32 ``[C, S]`` in [-1, 1] at ``sample_rate``
     (``None``: not asked for, or the clip has none — ``audio_problem`` says which);
-    ``window``: (start, seconds) of the clip the frames and the sound come from."""
+    ``window``: (start, seconds) of the clip the frames and the sound come from; ``times``: each
+    frame's time in seconds from the clip's first frame (default: consecutive at ``fps``)."""
 
     id: str
     frames: np.ndarray
@@ -47,6 +48,7 @@ class Clip:
     sample_rate: int = 0
     window: tuple[float, float] = (0.0, 0.0)
     audio_problem: str = ""
+    times: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         f = self.frames
@@ -60,8 +62,13 @@ class Clip:
                                   and a.shape[0] >= 1 and a.shape[1] >= 1 and self.sample_rate > 0):
             raise ValueError(f"clip {self.id!r}: audio must be float32 [channels, samples] with a sample_rate, "
                              f"got {getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')} at {self.sample_rate}")
+        rate = self.fps if self.fps > 0 else 25.0
         if not any(self.window):
-            object.__setattr__(self, "window", (0.0, f.shape[0] / self.fps if self.fps > 0 else 0.0))
+            object.__setattr__(self, "window", (0.0, f.shape[0] / rate))
+        times = np.arange(f.shape[0]) / rate if self.times is None else np.asarray(self.times, np.float64)
+        if times.shape != (f.shape[0],):
+            raise ValueError(f"clip {self.id!r}: times must have one entry per frame, got shape {times.shape}")
+        object.__setattr__(self, "times", times)
 
     @property
     def num_frames(self) -> int:
@@ -245,7 +252,7 @@ def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
     return Clip(id=clip_id or path.stem, frames=frames,
                 fps=float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0,
                 metadata=dict(metadata or {}), path=path, source_frames=sampled.total,
-                content_hash=digest, window=sampled.window)
+                content_hash=digest, window=sampled.window, times=sampled.times)
 
 
 # ------------------------------------------------------------------------------------ decoding
@@ -275,6 +282,7 @@ class Sampled:
     fps: float
     report: DecodeReport
     window: tuple[float, float] = (0.0, 0.0)  # (start, seconds) the frames were sampled in
+    times: np.ndarray | None = None           # seconds of each sampled frame from the clip's first
 
 
 def _sample(times_s: np.ndarray, num_frames: int, offset: float, window: float | None
@@ -310,7 +318,7 @@ def decode_sampled(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES, ma
                 found = _decode_by_time(cap, times, pts, sorted(set(wanted.tolist())), max_side, report)
                 if isinstance(found, dict):
                     report.mode, report.total = "timeline", len(times)
-                    return Sampled(found, wanted, len(times), fps, report, span)
+                    return Sampled(found, wanted, len(times), fps, report, span, (times[wanted] - times[0]) / 1000)
                 report.reason = found
     finally:
         cap.release()
@@ -465,7 +473,7 @@ def _decode_by_count(path: Path, num_frames: int, max_side: int, offset: float, 
                 decoded[index] = _to_rgb(bgr, max_side)
     finally:
         cap.release()
-    return Sampled(decoded, wanted, total, fps, report, span)
+    return Sampled(decoded, wanted, total, fps, report, span, wanted / rate)
 
 
 _SNIFF_BYTES = 512

@@ -1,7 +1,8 @@
 """Clips of other framings, light and skin tones, derived from the two sample portraits, on which
 the edits are previewed and tested: a face near the frame edge, a phone's portrait framing, a
 small face in a wide shot, a dim warm room, a lamp to one side, a hand raised to the mouth or the
-chin, and a darker skin tone.
+chin, a darker skin tone — and clips that are not one continuous shot of a face: a title card
+cut to the person, a fade to black, and a camera that pans until the face has left the frame.
 
 What is synthetic here, said plainly: the light is changed after the fact (a gain, a white
 balance, a gradient across the frame, sensor noise), the hands are drawn (a shaded, anti-aliased
@@ -29,7 +30,7 @@ from .samples import (FPS, SECONDS, _face_box, _head_motion, _Variant, built_onc
                       write_metadata)
 from .video import write_video
 
-VARIANTS_VERSION = 2  # 2: every clip speaks, as the sample clips do
+VARIANTS_VERSION = 3  # 2: every clip speaks, as the sample clips do; 3: a cut, a fade, a pan away
 
 # Face-mesh landmarks used to place a hand and to sample the skin (subject's left/right).
 _MOUTH_TOP, _MOUTH_BOTTOM, _CHIN, _FOREHEAD = 13, 14, 152, 10
@@ -53,6 +54,7 @@ class Look:
     light: str = ""
     hand: str = ""
     skin: tuple[float, float, float] | None = None
+    story: str = ""  # "" | "cut": a title card, then the person | "fade": to black | "leaves": panned away
     notes: dict[str, str] = field(default_factory=dict)
 
 
@@ -73,7 +75,18 @@ VARIANTS: dict[str, tuple[_Variant, Look]] = {
                      Look(crop_faces=2.6, hand="mouth")),
     "hopper_hand": (_Variant("hopper", "tight", (320, 240), True, 1.5, 1.5, 1.0, 3.3),
                     Look(crop_faces=2.1, hand="chin")),
+    # Edited clips that are not one continuous shot of a face: a title card cut to the person, a
+    # fade to black, and a camera that pans until the face has left the frame.
+    "hopper_title_cut": (_Variant("hopper", "medium", (320, 240), False, 2.0, 2.0, 1.5, 0.6),
+                         Look(crop_faces=2.6, story="cut")),
+    "collins_fade_out": (_Variant("collins", "medium", (320, 240), False, 2.5, 2.0, 2.0, 1.0),
+                         Look(crop_faces=2.6, story="fade")),
+    "collins_leaves": (_Variant("collins", "tight", (320, 240), False, 2.0, 1.5, 1.0, 0.2),
+                       Look(centre_x=0.5, crop_faces=1.6, story="leaves")),
 }
+TITLE_SECONDS = 0.6        # the title card before the cut
+FADE_FROM, FADE_TO = 1.2, 1.6  # the fade to black, then black to the end
+PAN_FROM, PAN_TO = 0.6, 1.3    # the pan that takes the face out of the frame
 
 
 def _mesh(image: np.ndarray) -> np.ndarray:
@@ -262,13 +275,40 @@ def render_variant(name: str, portraits: dict[str, np.ndarray] | None = None,
     x0, y0, cw, ch = _crop(image.shape[:2], face, v, look)
     out = []
     for i in range(frames):
+        t = i / FPS
         moved = _head_motion(image, face, v, i / FPS / SECONDS)
-        frame = cv2.resize(moved[y0:y0 + ch, x0:x0 + cw], v.size, interpolation=cv2.INTER_AREA)
+        left = x0
+        if look.story == "leaves":  # pan right until the face is out of the frame, then hold
+            k = float(np.clip((t - PAN_FROM) / (PAN_TO - PAN_FROM), 0, 1))
+            left = int(round(x0 + (image.shape[1] - cw - x0) * (3 * k * k - 2 * k ** 3)))
+        frame = cv2.resize(moved[y0:y0 + ch, left:left + cw], v.size, interpolation=cv2.INTER_AREA)
         frame = frame[:, ::-1] if v.mirror else frame
         if look.light:
             frame = relight(frame, look.light, rng)
+        if look.story == "cut" and t < TITLE_SECONDS:
+            frame = title_card(v.size, rng)
+        if look.story == "fade":
+            frame = (frame * float(np.clip((FADE_TO - t) / (FADE_TO - FADE_FROM), 0, 1)) + 0.5).astype(np.uint8)
         out.append(frame)
     return np.ascontiguousarray(np.stack(out))
+
+
+def title_card(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A slate before the interview: white text on a dark blue gradient, with a little noise."""
+    import cv2
+
+    w, h = size
+    ramp = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
+    card = (np.float32([18, 28, 70]) * (1 - ramp) + np.float32([8, 12, 34]) * ramp) * np.ones((h, w, 3), np.float32)
+    card += rng.normal(0, 1.0, (h, w, 1)).astype(np.float32)
+    card = np.clip(card, 0, 255).astype(np.uint8)
+    scale = w / 320
+    cv2.putText(card, "CANDIDATE 04", (int(0.14 * w), int(0.46 * h)), cv2.FONT_HERSHEY_SIMPLEX, 0.9 * scale,
+                (235, 235, 235), max(1, round(2 * scale)), cv2.LINE_AA)
+    cv2.putText(card, "video interview - question 3", (int(0.14 * w), int(0.60 * h)), cv2.FONT_HERSHEY_SIMPLEX,
+                0.5 * scale, (190, 200, 220), 1, cv2.LINE_AA)
+    cv2.line(card, (int(0.14 * w), int(0.50 * h)), (int(0.86 * w), int(0.50 * h)), (120, 150, 220), 1, cv2.LINE_AA)
+    return card
 
 
 def build_variants(dest: Path) -> Path:
