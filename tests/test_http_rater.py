@@ -214,13 +214,28 @@ def partial(rater, x) -> PartialScores:
 # --------------------------------------------------------------------------------------- happy paths
 
 
+def recording(level: int, frames: int = 2, size: int = 32) -> bytes:
+    """A short MP4 recording of a grey picture with a tone, as format 'video' sends."""
+    from auditkit.media.recording import recording_bytes, write_recording
+
+    grey = np.full((size, size, 3), level, np.uint8)
+    tone = (0.3 * np.sin(np.arange(1600) / 16000 * 2 * np.pi * 440))[None].astype(np.float32)
+    return recording_bytes(lambda out: write_recording(out, [(i / 10, grey) for i in range(frames)], fps=10,
+                                                       sound_from=None, window=(0, frames / 10), sound=(tone, 16000)))
+
+
 @pytest.mark.parametrize("fmt", ["frames", "video", "multipart"])
 def test_scores_come_back_in_trait_order_for_every_format(tmp_path, vendor, fmt):
-    keys = {"format": "video", "video_field": "upload"} if fmt == "multipart" else {"format": fmt}
-    rater = load_rater(f"http:{describe(tmp_path, vendor.url, **keys)}")
-    assert rater.trait_names == OCEAN and rater.input.size == (32, 32) and rater.input.frames == 2
-    out = rater(rows(100, 150, 200))
-    torch.testing.assert_close(out, torch.tensor([expected(100), expected(150), expected(200)]))
+    if fmt == "frames":
+        rater = load_rater(f"http:{describe(tmp_path, vendor.url, format='frames')}")
+        assert rater.trait_names == OCEAN and rater.input.size == (32, 32) and rater.input.frames == 2
+        out = rater(rows(100, 150, 200))
+    else:  # the recordings a video audit renders (tests/test_vendor_video.py sends real ones)
+        keys = {"video_field": "upload"} if fmt == "multipart" else {}
+        rater = load_rater(f"http:{describe(tmp_path, vendor.url, format='video', size=None, frames=None, **keys)}")
+        assert rater.recording is not None
+        out = rater.score_recordings([recording(100), recording(150), recording(200)])
+    torch.testing.assert_close(out, torch.tensor([expected(100), expected(150), expected(200)]), atol=0.005, rtol=0)
     assert {r["n_frames"] for r in vendor.log} == {2} and {r["shape"] for r in vendor.log} == {(32, 32, 3)}
 
 
@@ -521,7 +536,12 @@ def test_connection_refused_fails_the_row_after_retries(tmp_path):
     ({"traits": {"openness": "scores..O"}}, "key 'traits' entry 'openness' has an empty step"),
     ({"size": "big"}, "key 'size' must be a whole number or [height, width], got 'big'"),
     ({"size": 4}, "key 'size' does not fit"),
-    ({"size": 33, "format": "video"}, "key 'size' must be even for format 'video'"),
+    ({"size": 33, "format": "video"}, "key 'size' only applies to format 'frames' (format 'video' sends the "
+                                      "recording: it is sent at its own size; cap it with max_side)"),
+    ({"frames": 8, "format": "video", "size": None}, "key 'frames' only applies to format 'frames'"),
+    ({"max_side": 320}, "key 'max_side' only applies to format 'video'"),
+    ({"seconds": 3}, "key 'seconds' only applies to format 'video'"),
+    ({"max_side": 8, "format": "video", "size": None, "frames": None}, "key 'max_side' must be a whole number >= 16"),
     ({"frames": 0}, "key 'frames' must be a whole number >= 1, got 0"),
     ({"timeout": 0}, "key 'timeout' must be a positive number, got 0"),
     ({"retries": -1}, "key 'retries' must be a whole number >= 0"),
@@ -529,7 +549,8 @@ def test_connection_refused_fails_the_row_after_retries(tmp_path):
     ({"backoff": 10, "max_backoff": 1}, "key 'backoff' (10 s) is larger than max_backoff (1 s)"),
     ({"concurrency": 0}, "key 'concurrency' must be a whole number >= 1"),
     ({"jpeg_quality": 101}, "key 'jpeg_quality' must be a whole number from 1 to 100"),
-    ({"jpeg_quality": 80, "format": "video"}, "key 'jpeg_quality' only applies to format 'frames'"),
+    ({"jpeg_quality": 80, "format": "video", "size": None, "frames": None},
+     "key 'jpeg_quality' only applies to format 'frames'"),
     ({"video_field": "file"}, "key 'video_field' only applies to format 'video'"),
     ({"token_env": "Bearer abc.def"}, "key 'token_env' must be the NAME of an environment variable"),
     ({"header": "X-Key: {token}"}, "key 'header' needs token_env"),

@@ -58,15 +58,16 @@ def _tone(rate: int, seconds: float, hz: float = 440.0, channels: int = 1) -> np
 
 
 def _write(path: Path, *, seconds: float = 2.0, fps: int = 10, size: tuple[int, int] = (64, 48),
-           sound: np.ndarray | None = None, rate: int = 48000, start: float = 0.0, codec: str = "aac") -> Path:
+           sound: np.ndarray | None = None, rate: int = 48000, start: float = 0.0, codec: str = "aac",
+           picture: tuple[str, str] = ("libx264", "yuv420p")) -> Path:
     """A test video written with PyAV: grey frames that brighten, and ``sound`` starting ``start``
-    seconds after the first frame, in ``codec``."""
+    seconds after the first frame, in ``codec``; the picture in ``picture`` (codec, pixel format)."""
     import av
 
     w, h = size
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        video = out.add_stream(picture[0], rate=fps)
+        video.width, video.height, video.pix_fmt = w, h, picture[1]
         audio = None
         if sound is not None:
             audio = out.add_stream(codec, rate=rate, layout="mono" if sound.shape[0] == 1 else "stereo")

@@ -274,6 +274,7 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tu
             sound = torch.from_numpy(clip.audio) if listens else None
         if per_clip:
             flush()
+        recording = getattr(rater, "recording", None)
         for edit in [None, *edits]:
             cond = ORIGINAL if edit is None else edit.name
             if (clip.id, cond) in done:
@@ -288,8 +289,15 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tu
                 outcome.skipped.append((clip.id, cond, edited))
                 continue
             with _stage(outcome, "input", device, timing):
-                queued = Queued(clip.id, cond, rater_input(edited, rater.input, box), sound,
-                                thumbnail(edited) if thumbs else b"")
+                if recording is not None:  # a vendor that takes what a candidate uploads
+                    body = _recording(clip, edit, recording, job)
+                    if isinstance(body, str):
+                        outcome.skipped.append((clip.id, cond, body))
+                        continue
+                    queued = Queued(clip.id, cond, body, None, thumbnail(edited) if thumbs else b"")
+                else:
+                    queued = Queued(clip.id, cond, rater_input(edited, rater.input, box), sound,
+                                    thumbnail(edited) if thumbs else b"")
             queue.append(queued)
             if len(queue) >= per_call:
                 flush()
@@ -297,27 +305,41 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tu
     return outcome
 
 
+def _recording(clip: Clip, edit: Perturbation | None, spec: Any, job: Any) -> bytes | str:
+    """The MP4 recording of ``clip`` with ``edit`` (see :mod:`auditkit.core.recording`), or why not."""
+    from .recording import render
+
+    if clip.path is None:
+        return "a rater that takes recordings needs the clip's video file (this clip was given as frames)"
+    try:
+        return render(clip.path, edit, spec, clip_id=clip.id, seed=job.plan.settings.seed, annotator=job.annotator)
+    except ClipError as exc:
+        return f"the recording could not be made: {exc.reason}"
+
+
 @dataclass
 class Queued:
-    """One input waiting for the rater: a clip's condition, its frames and (for a rater that
-    listens) its sound, and the thumbnail to store beside its score."""
+    """One input waiting for the rater: a clip's condition, its frames (or, for a rater that takes
+    recordings, the MP4 bytes) and (for a rater that listens) its sound, and the thumbnail to
+    store beside its score."""
 
     clip: str
     condition: str
-    frames: torch.Tensor
+    frames: torch.Tensor | bytes
     sound: torch.Tensor | None
     thumb: bytes
 
 
 def _call(rater: Any, queue: list[Queued], outcome: Outcome) -> None:
     labels = [f"{q.clip} ({q.condition})" for q in queue]
-    x = torch.stack([q.frames for q in queue])
     failures: dict[int, str] = {}
     try:
-        if queue[0].sound is not None:
-            raw = rater(x, torch.stack([q.sound for q in queue]))
+        if isinstance(queue[0].frames, bytes):
+            raw = rater.score_recordings([q.frames for q in queue])
+        elif queue[0].sound is not None:
+            raw = rater(torch.stack([q.frames for q in queue]), torch.stack([q.sound for q in queue]))
         else:
-            raw = rater(x)
+            raw = rater(torch.stack([q.frames for q in queue]))
     except PartialScores as exc:  # some rows failed for good (a vendor endpoint): list, never zero
         raw, failures = exc.scores, exc.failures
     except Exception as exc:  # the user's model failing is their error to read, not our bug

@@ -11,6 +11,7 @@ import wave
 from fractions import Fraction
 from math import gcd
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -31,17 +32,18 @@ def has_audio(path: str | Path) -> bool:
         return False
 
 
-def read_audio(path: str | Path, start: float = 0.0, seconds: float | None = None
+def read_audio(path: str | Path | BinaryIO, start: float = 0.0, seconds: float | None = None
                ) -> tuple[np.ndarray, int] | None:
-    """The first audio stream of ``path`` from ``start`` seconds (after the video's first frame)
-    for ``seconds`` (to the video's end when ``None``): float32 ``[C, S]`` in [-1, 1] at the
-    stream's own rate, and that rate; ``None`` when the file has no audio stream. Only the packets
-    around the window are decoded."""
+    """The first audio stream of ``path`` (a file, or an open binary file object) from ``start``
+    seconds (after the video's first frame) for ``seconds`` (to the video's end when ``None``):
+    float32 ``[C, S]`` in [-1, 1] at the stream's own rate, and that rate; ``None`` when the file
+    has no audio stream. Only the packets around the window are decoded."""
     import av
 
-    path = Path(path)
+    opened = path if hasattr(path, "read") else str(path)
+    path = Path(getattr(path, "name", "upload") if hasattr(path, "read") else path)
     try:
-        with av.open(str(path)) as container:
+        with av.open(opened) as container:
             if not container.streams.audio:
                 return None
             stream = container.streams.audio[0]

@@ -1,8 +1,11 @@
 """HTTP rater: a vendor's black-box scoring endpoint, audited over the network.
 
 Each clip of a batch becomes one ``POST``; up to ``concurrency`` of them are in flight at once.
-The request is either the clip's sampled frames as JPEGs in JSON (``format = "frames"``) or an
-MP4 file (``format = "video"``, the raw body, or a multipart upload when ``video_field`` is set).
+The request is either the clip's sampled frames as JPEGs in JSON (``format = "frames"``), or the
+recording a candidate would upload (``format = "video"``: the edited clip at its own frame rate,
+or the lower ``fps`` stated; for its whole length, or a ``seconds`` window; at its own size, or
+capped by ``max_side``; H.264 with the clip's sound as AAC in MP4 — see
+:mod:`auditkit.core.recording`), as the raw body or a multipart upload when ``video_field`` is set.
 The response is JSON; ``traits`` maps each trait to a path in it (``"scores.O"``).
 
 The transport is urllib3: a kept-alive connection pool and its ``Retry``. Connection errors,
@@ -28,7 +31,6 @@ import math
 import os
 import re
 import ssl
-import tempfile
 import threading
 import time
 import warnings
@@ -50,6 +52,7 @@ from auditkit.contract.errors import ConfigError, PartialScores, RaterError, fir
 from auditkit.contract.params import Flag, Maybe, Number, OneOf, Rule, Table, Text, check
 from auditkit.contract.rater import OCEAN, InputSpec
 from auditkit.contract.toml import read_toml
+from auditkit.media.recording import RecordingSpec
 
 FORMATS = ("frames", "video")
 DEFAULT_HEADER = "Authorization: Bearer {token}"
@@ -116,9 +119,12 @@ _KEYS: dict[str, _Key] = {
     "traits": _Key(Maybe(Table(_TraitPath(), "a table mapping each trait name to the path of its score, "
                                              "e.g. openness = \"scores.O\"", empty_ok=False)),
                    None, "table: trait name -> path of its score in the JSON response (default: OCEAN names)"),
-    "size": _Key(_Size(), 224, "frame size sent, N or [height, width]"),
-    "frames": _Key(_whole(1), 16, "frames sampled per clip"),
-    "fps": _Key(_POSITIVE, 8.0, "frame rate written into the request"),
+    "size": _Key(_Size(), 224, "format 'frames': frame size sent, N or [height, width]"),
+    "frames": _Key(_whole(1), 16, "format 'frames': frames sampled per clip"),
+    "fps": _Key(Maybe(_POSITIVE), None, "format 'frames': the frame rate reported with them (default 8); "
+                                        "format 'video': the highest frame rate sent (default: the clip's own)"),
+    "seconds": _Key(Maybe(_POSITIVE), None, "format 'video': seconds of each clip sent, centred (default: all)"),
+    "max_side": _Key(Maybe(_whole(16)), None, "format 'video': the longest side sent (default: the clip's own)"),
     "jpeg_quality": _Key(_whole(1, 100), 90, "1-100, for format 'frames'"),
     "video_field": _Key(Maybe(Text()), None, "multipart form field for format 'video' (raw body when absent)"),
     "token_env": _Key(Maybe(Text()), None, "environment variable that holds the credential"),
@@ -144,7 +150,7 @@ class Endpoint:
     format: str
     traits: tuple[tuple[str, tuple[str, ...]], ...]
     input: InputSpec
-    fps: float
+    fps: float | None
     jpeg_quality: int
     video_field: str | None
     token_env: str | None
@@ -158,6 +164,8 @@ class Endpoint:
     ca_bundle: str | None
     verify: bool
     source: str = ""
+    seconds: float | None = None
+    max_side: int | None = None
 
     def identity(self) -> str:
         """What decides the scores: where they come from and what is sent. Transport knobs
@@ -166,6 +174,8 @@ class Endpoint:
         what = {"url": self.url, "format": self.format, "traits": [[t, list(p)] for t, p in self.traits],
                 "input": self.input.to_dict(), "fps": self.fps, "jpeg_quality": self.jpeg_quality,
                 "video_field": self.video_field}
+        if self.format == "video":  # what a recording holds; absent from a frames endpoint's identity
+            what.update(seconds=self.seconds, max_side=self.max_side, recording=2)
         return "sha256:" + hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
@@ -218,8 +228,15 @@ def _parse(data: Mapping[str, Any], where: str, base: Path | None) -> Endpoint:
         spec = InputSpec(size=v["size"], frames=v["frames"])
     except RaterError as exc:
         raise bad("size", f"does not fit ({exc})") from None
-    if v["format"] == "video" and any(s % 2 for s in spec.size):
-        raise bad("size", f"must be even for format 'video' (MP4 frames have even sides), got {list(spec.size)}")
+    if v["format"] == "video":
+        for key, instead in (("size", "it is sent at its own size; cap it with max_side"),
+                             ("frames", "every frame is sent; lower the rate with fps")):
+            if key in data:
+                raise bad(key, f"only applies to format 'frames' (format 'video' sends the recording: {instead})")
+    else:
+        for key in ("seconds", "max_side"):
+            if v[key] is not None:
+                raise bad(key, "only applies to format 'video'")
     if v["video_field"] is not None and v["format"] != "video":
         raise bad("video_field", "only applies to format 'video'")
     if v["video_field"] is not None and not _HEADER_NAME.match(v["video_field"]):
@@ -254,7 +271,9 @@ def _parse(data: Mapping[str, Any], where: str, base: Path | None) -> Endpoint:
         raise bad("backoff", f"({v['backoff']:g} s) is larger than max_backoff ({v['max_backoff']:g} s)")
 
     return Endpoint(
-        url=v["url"], format=v["format"], traits=tuple(traits.items()), input=spec, fps=v["fps"],
+        url=v["url"], format=v["format"], traits=tuple(traits.items()), input=spec,
+        fps=v["fps"] if v["fps"] is not None or v["format"] == "video" else 8.0,
+        seconds=v["seconds"], max_side=v["max_side"],
         jpeg_quality=v["jpeg_quality"], video_field=v["video_field"], token_env=token_env, header=header,
         timeout=v["timeout"], retries=v["retries"], backoff=v["backoff"], max_backoff=v["max_backoff"],
         max_retry_after=v["max_retry_after"], concurrency=v["concurrency"], ca_bundle=ca_bundle,
@@ -389,6 +408,9 @@ class HttpRater:
         self.input = endpoint.input
         self.name = name or endpoint.url
         self.identity = endpoint.identity()
+        # A vendor that takes recordings: the audit renders and sends each one (score_recordings).
+        self.recording = (RecordingSpec(endpoint.fps, endpoint.seconds, endpoint.max_side)
+                          if endpoint.format == "video" else None)
         parts = urlsplit(endpoint.url)
         self._host = parts.hostname or ""
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -446,15 +468,28 @@ class HttpRater:
     # ----------------------------------------------------------------------------- calling
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.recording is not None:
+            raise RaterError(f"{self.name}: format 'video' sends recordings, not sampled frames: "
+                             "audit it with run_audit, or call score_recordings with MP4 files")
         if not isinstance(x, torch.Tensor) or x.ndim != 5 or x.shape[2] != 3:
             raise RaterError(f"{self.name}: expects a float tensor [B, T, 3, H, W], got "
                              f"{tuple(getattr(x, 'shape', ())) or type(x).__name__}")
         rows = x.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
         rows = rows.permute(0, 1, 3, 4, 2).contiguous().numpy()  # [B, T, H, W, 3] RGB
+        return self._score_all([self._encode(row) for row in rows])
+
+    def score_recordings(self, recordings: list[bytes]) -> torch.Tensor:
+        """``[B, K]`` scores of MP4 recordings (bytes), one request each; rows that failed for
+        good are reported through :class:`PartialScores`, as with frames."""
+        if self.recording is None:
+            raise RaterError(f"{self.name}: format 'frames' takes sampled frames, not recordings")
+        return self._score_all([self._wrap_video(body) for body in recordings])
+
+    def _score_all(self, bodies: list[tuple[bytes, str]]) -> torch.Tensor:
         threads, connections = self._workers()
-        futures = [threads.submit(self._score_row, row, connections) for row in rows]
+        futures = [threads.submit(self._score_body, body, connections) for body in bodies]
         # NaN, not zero, in rows that failed: anything that ignores `failures` trips check_scores.
-        scores = torch.full((len(rows), len(self.trait_names)), float("nan"))
+        scores = torch.full((len(bodies), len(self.trait_names)), float("nan"))
         failures: dict[int, str] = {}
         fatal: RaterError | None = None
         for i, future in enumerate(futures):
@@ -501,8 +536,8 @@ class HttpRater:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _score_row(self, frames: np.ndarray, connections: HTTPConnectionPool) -> list[float]:
-        body, content_type = self._encode(frames)
+    def _score_body(self, request: tuple[bytes, str], connections: HTTPConnectionPool) -> list[float]:
+        body, content_type = request
         ep = self.endpoint
         retries = _Retries(
             total=ep.retries, allowed_methods=frozenset({"POST"}), status_forcelist=RETRY_STATUS,
@@ -563,20 +598,21 @@ class HttpRater:
     # ----------------------------------------------------------------------------- payloads
 
     def _encode(self, frames: np.ndarray) -> tuple[bytes, str]:
-        """uint8 RGB ``[T, H, W, 3]`` -> (request body, content type)."""
+        """uint8 RGB ``[T, H, W, 3]`` -> (JSON request body of JPEGs, content type)."""
         import cv2
 
         ep = self.endpoint
-        bgr = frames[..., ::-1]
-        if ep.format == "frames":
-            jpegs = []
-            for frame in bgr:
-                ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame), [cv2.IMWRITE_JPEG_QUALITY, ep.jpeg_quality])
-                if not ok:
-                    raise RaterError(f"{self.name}: OpenCV could not encode a frame as JPEG")
-                jpegs.append(base64.b64encode(buf.tobytes()).decode("ascii"))
-            return json.dumps({"frames": jpegs, "fps": ep.fps}).encode(), "application/json"
-        video = _mp4(frames, ep.fps, self.name)
+        jpegs = []
+        for frame in frames[..., ::-1]:
+            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame), [cv2.IMWRITE_JPEG_QUALITY, ep.jpeg_quality])
+            if not ok:
+                raise RaterError(f"{self.name}: OpenCV could not encode a frame as JPEG")
+            jpegs.append(base64.b64encode(buf.tobytes()).decode("ascii"))
+        return json.dumps({"frames": jpegs, "fps": ep.fps}).encode(), "application/json"
+
+    def _wrap_video(self, video: bytes) -> tuple[bytes, str]:
+        """An MP4 recording -> (request body, content type): raw, or a multipart upload."""
+        ep = self.endpoint
         if ep.video_field is None:
             return video, "video/mp4"
         # A boundary drawn from the clip, not at random: the same clip is the same request every run.
@@ -622,22 +658,6 @@ def _credential(endpoint: Endpoint, where: str) -> tuple[str, str, _Secret]:
                          "HTTP header (a line break or other control character)")
     name, _, template = endpoint.header.partition(":")
     return name.strip(), template.strip(), _Secret(token)
-
-
-def _mp4(frames: np.ndarray, fps: float, name: str) -> bytes:
-    """RGB ``[T, H, W, 3]`` as the bytes of an mp4v file (the sample clips' own writer)."""
-    from auditkit.media.video import write_video
-
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", prefix="auditkit-http-")
-    os.close(fd)
-    try:
-        try:
-            write_video(Path(tmp), frames, fps)
-        except RuntimeError:
-            raise RaterError(f"{name}: this OpenCV build cannot write MP4 (mp4v); use format 'frames'") from None
-        return Path(tmp).read_bytes()
-    finally:
-        os.unlink(tmp)
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:

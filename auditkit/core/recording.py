@@ -1,0 +1,69 @@
+"""An edited clip as the recording a candidate would upload: every frame at the rate the vendor
+takes, edited shot by shot in short chunks (memory holds a chunk, never the clip), written as
+H.264 with the clip's sound copied, not re-encoded, since a visual edit never touches it.
+
+The original goes through the same path with no edit, so that original and edit differ only by
+the edit (the same decoder, scaler and encoder). The retest control of a rater that takes
+recordings is the same recording starting ``RETEST_SHIFT`` seconds later: a vendor sees a clip
+trimmed by a fraction of a second, not a frame shifted by half a frame (which would be no
+change at all).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from auditkit.contract.paths import file_digest
+from auditkit.media.recording import RecordingSpec, iter_frames, probe, recording_bytes, window_of, write_recording
+from auditkit.perturbations import NotApplicable, Perturbation, clip_seed
+from auditkit.perturbations.annotate import Annotator
+
+CHUNK = 48          # frames edited together: about two seconds at 25 fps
+RETEST_SHIFT = 0.2  # seconds the retest recording starts later
+
+
+def render(path: Path, edit: Perturbation | None, spec: RecordingSpec, *, clip_id: str, seed: int,
+           annotator: Annotator | None) -> bytes:
+    """The MP4 bytes of ``path`` recorded as ``spec`` says, with ``edit`` applied to every frame
+    (``None``: the original; a control that samples other frames: the shifted recording)."""
+    source = probe(path)
+    if edit is not None and edit.resample is not None:
+        spec, edit = replace(spec, shift=spec.shift + RETEST_SHIFT), None
+    window = window_of(source, spec)
+    fps = min(spec.fps, source.fps) if spec.fps else source.fps
+    frames = iter_frames(path, spec)
+    if edit is not None:
+        key = f"{file_digest(path)}:{spec!r}"
+        frames = _edited(frames, edit, np.random.default_rng(clip_seed(seed, clip_id, edit.name)).bit_generator.state,
+                         annotator or Annotator(), key)
+    return recording_bytes(lambda out: write_recording(out, frames, fps=fps, sound_from=path, window=window))
+
+
+def _edited(frames: Iterator[tuple[float, np.ndarray]], edit: Perturbation, state: Any, annotator: Annotator,
+            key: str) -> Iterator[tuple[float, np.ndarray]]:
+    """The frames edited chunk by chunk. Every chunk draws the edit's parameters from the same
+    generator state, so the scene, the frame style and the fabric are the clip's, not the chunk's."""
+    for index in itertools.count():
+        chunk = list(itertools.islice(frames, CHUNK))
+        if not chunk:
+            return
+        times = np.array([t for t, _ in chunk])
+        pixels = np.stack([f for _, f in chunk])
+        annotations = None
+        if edit.requires:
+            annotations = annotator.annotate(pixels, content_hash=f"{key}:chunk{index}", times=times)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state
+        try:
+            # A chunk where the person is missing is left as it is, frame by frame, by the edit
+            # itself; only a chunk with no face at all is refused, and then stays unedited.
+            out = edit(torch.from_numpy(pixels), annotations, rng=rng, max_missing_face=1.0).frames.numpy()
+        except NotApplicable:
+            out = pixels
+        yield from zip(times.tolist(), out)
