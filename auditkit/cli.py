@@ -345,7 +345,6 @@ def _perturb(args: argparse.Namespace) -> int:
     from auditkit.core.engine import apply_edit
     from auditkit.core.plan import resolve_edits
     from auditkit.media.clips import read_video
-    from auditkit.media.video import write_video
     from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE
     from auditkit.perturbations.annotate import Annotator
 
@@ -365,6 +364,8 @@ def _perturb(args: argparse.Namespace) -> int:
     except ClipError as exc:
         raise AuditkitError(str(exc)) from None
     edits = resolve_edits(args.perturb, scenes_dir=args.scenes)
+    if out.suffix.lower() == ".mp4":
+        return _perturb_recording(args, out, edits)
     frames = torch.from_numpy(clip.frames)
     annotations = Annotator().annotate_clip(clip) if any(e.requires for e in edits) else None
     # A control that samples other frames of the clip (control:retest) gets them decoded here.
@@ -385,21 +386,53 @@ def _perturb(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AuditkitError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
-    if out.suffix.lower() == ".png":
-        mid = clip.num_frames // 2
-        rows = [np.concatenate([clip.frames[mid], gap(4)[0], e[mid]], axis=1) for e in edited.values()]
-        sheet = np.concatenate([np.concatenate([r, np.full((4, r.shape[1], 3), 255, np.uint8)])
-                                for r in rows])[:-4]
-        if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-            raise AuditkitError(f"--out {out}: could not write the image")
-    else:
-        tiles = [clip.frames]
-        for e in edited.values():
-            tiles += [gap(4), e]
-        video = np.concatenate(tiles, axis=2)
-        video = video[:, : video.shape[1] // 2 * 2, : video.shape[2] // 2 * 2]
-        write_video(out, np.ascontiguousarray(video), fps=min(clip.fps, 8.0))
+    mid = clip.num_frames // 2
+    rows = [np.concatenate([clip.frames[mid], gap(4)[0], e[mid]], axis=1) for e in edited.values()]
+    sheet = np.concatenate([np.concatenate([r, np.full((4, r.shape[1], 3), 255, np.uint8)])
+                            for r in rows])[:-4]
+    if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+        raise AuditkitError(f"--out {out}: could not write the image")
     print(f"wrote {out}: original | {' | '.join(edited)}")
+    return EXIT_OK
+
+
+def _perturb_recording(args: argparse.Namespace, out: Path, edits: list) -> int:
+    """``perturb --out x.mp4``: every frame of the clip at its own rate, the original and each edit
+    side by side, with the clip's own sound (copied: a picture edit leaves it as it was)."""
+    import numpy as np
+
+    from auditkit.contract.errors import ClipError
+    from auditkit.core.recording import edited_frames
+    from auditkit.media.recording import RecordingSpec, iter_frames, probe, window_of, write_recording
+    from auditkit.perturbations.annotate import Annotator
+
+    controls = [e.name for e in edits if e.resample is not None]
+    if controls:
+        raise AuditkitError(f"--perturb {', '.join(controls)}: a control that samples other frames is no "
+                            "picture edit to watch; preview it as a .png")
+    path = Path(args.clip[0])
+    spec, annotator = RecordingSpec(), Annotator()
+    try:
+        source = probe(path)
+        streams = [iter_frames(path, spec)] + [edited_frames(path, e, spec, clip_id=path.stem, seed=args.seed,
+                                                             annotator=annotator) for e in edits]
+
+        def side_by_side():
+            for tiles in zip(*streams):
+                h = tiles[0][1].shape[0]
+                gap = np.full((h, 4, 3), 255, np.uint8)
+                row = [tiles[0][1]]
+                for _, frame in tiles[1:]:
+                    row += [gap, frame]
+                yield tiles[0][0], np.concatenate(row, axis=1)
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_recording(out, side_by_side(), fps=source.fps, sound_from=path, window=window_of(source, spec))
+    except ClipError as exc:
+        raise AuditkitError(str(exc)) from None
+    except OSError as exc:
+        raise AuditkitError(f"--out {out}: cannot write it ({exc.strerror or exc})") from None
+    print(f"wrote {out}: original | {' | '.join(e.name for e in edits)}, every frame, with the clip's sound")
     return EXIT_OK
 
 

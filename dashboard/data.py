@@ -441,6 +441,66 @@ def overlays(root: Path, name: str, result: AuditResult, clip: str) -> dict[str,
     return {trait: path for (c, trait), path in explain_files(folder, result).items() if c == clip}
 
 
+PLAYBACK_SIDE = 480  # the clips a reviewer plays are capped at this longest side
+
+
+def playback(root: Path, name: str, result: AuditResult, clip: str, condition: str) -> bytes | str:
+    """The clip under ``condition`` as an MP4 with its sound (every frame, the edit applied as the
+    audit applied it), or why it cannot be played. Encoded when a reviewer asks, then cached on
+    disk under the user cache: never stored in the run for every pair."""
+    try:
+        path = run_file(root, name, "results.sqlite")
+        store = Store.open_readonly(path)
+    except AuditkitError as exc:
+        return f"the run's results store cannot be read ({exc})"
+    try:
+        found = store.clip_file(clip)
+    except sqlite3.OperationalError:
+        found = None
+    finally:
+        store.close()
+    if found is None:
+        return f"the audit recorded no video file for {clip} (it was given as frames)"
+    video, content_hash = found
+    seed = int((result.config if result is not None else {}).get("seed", 0) or 0)
+    return _playback(video, content_hash, condition, seed, clip)
+
+
+@st.cache_data(show_spinner="Encoding the clip with its sound ...", max_entries=32)
+def _playback(video: str, content_hash: str, condition: str, seed: int, clip: str) -> bytes | str:
+    import hashlib
+
+    from auditkit.contract.paths import cache_root
+    from auditkit.core.recording import render
+    from auditkit.media.recording import RecordingSpec
+    from auditkit.perturbations import get
+    from auditkit.perturbations.annotate import Annotator
+
+    source = Path(video)
+    if not source.is_file():
+        return f"the clip's video file {source} is no longer there"
+    edit = None
+    if condition != "original":
+        try:
+            edit = get(condition)
+        except Exception as exc:  # an edit that needs options of its own (a folder of scenes)
+            return f"{condition} cannot be replayed here ({exc})"
+    key = hashlib.sha256(f"{content_hash}|{condition}|{seed}|{PLAYBACK_SIDE}|v1".encode()).hexdigest()[:32]
+    cached = cache_root() / "playback" / f"{key}.mp4"
+    if cached.is_file():
+        return cached.read_bytes()
+    try:
+        data_bytes = render(source, edit, RecordingSpec(max_side=PLAYBACK_SIDE), clip_id=clip, seed=seed,
+                            annotator=Annotator())
+    except AuditkitError as exc:
+        return f"the clip could not be encoded ({exc})"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".part")
+    tmp.write_bytes(data_bytes)
+    tmp.replace(cached)
+    return data_bytes
+
+
 def preview(root: Path, name: str, condition: str) -> Path | None:
     """The run's own original | edited preview image of an edit, when it wrote one (a preview
     is an extra: a linked or missing folder just means none is shown)."""

@@ -504,6 +504,16 @@ def show_clip(ctx: Ctx, conditions: tuple[str, str], clip: str, row: pd.Series, 
                 st.info("No frame stored for this clip (runs written before auditkit kept frames have none).")
             else:
                 st.html(image_html(jpeg, "image/jpeg", f"{clip}: {which}", f"{clip}: {which}, middle frame"))
+    # Played, not only seen: the whole clip with its sound, encoded when asked (then cached).
+    if st.toggle("Play both with sound", key="play_clip", help="encodes the original and the edited clip, "
+                 "every frame with the clip's own sound, the first time they are played"):
+        for col, which in ((left, base), (right, arm)):
+            movie = data.playback(ctx.root, name, ctx.result, clip, which)
+            with col:
+                if isinstance(movie, str):
+                    st.info(f"Cannot play {which}: {movie}.")
+                else:
+                    st.video(movie, format="video/mp4")
     with numbers:
         st.markdown(f"**{clip}**: scores ({base} → {arm})")
         st.dataframe(pd.DataFrame([{"trait": t, "before": fnum(row.get(f"{t} before"), ".4f"),

@@ -13,13 +13,16 @@ import argparse
 from pathlib import Path
 
 from auditkit import perturbations
-from auditkit.app.sheets import family_sheets, write_sheet
+from auditkit.app.sheets import family_sheets, timeline_sheet, write_sheet
 from auditkit.media.clips import discover
 from auditkit.media.samples import sample_clips
 from auditkit.media.variants import variant_clips
 from auditkit.perturbations.annotate import Annotator
 
 HEIGHT = 104      # tile height: the sheets stay readable and about 300 KB as JPEGs
+# The clips that are not one shot of a face, and the edits to watch across their time.
+STORIES = ("hopper_title_cut", "collins_fade_out", "collins_leaves")
+ACROSS_TIME = ("background:office", "background:plain", "bookshelf:insert", "glasses:thick", "headwear:headscarf")
 
 
 def main() -> None:
@@ -41,6 +44,14 @@ def main() -> None:
         path = write_sheet(out / f"{family}.jpg", sheet, quality=72)
         print(f"wrote {path} ({sheet.shape[1]}x{sheet.shape[0]}, {path.stat().st_size // 1024} KB): "
               f"{', '.join(perturbations.available(family))} on {len(clips)} clips")
+    if args.family:
+        return
+    stories = [s.read(num_frames=16) for s in discover(variant_clips()) if s.id in STORIES]
+    sheet = timeline_sheet(stories, [perturbations.get(n) for n in ACROSS_TIME], seed=0, annotator=Annotator(),
+                           height=HEIGHT - 20)
+    path = write_sheet(out / "shots.jpg", sheet, quality=72)
+    print(f"wrote {path} ({sheet.shape[1]}x{sheet.shape[0]}, {path.stat().st_size // 1024} KB): "
+          f"{', '.join(ACROSS_TIME)} across a cut, a fade and a pan away, six frames each")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     model = OceanRegressor(config.pop("backbone"), pooling=config.pop("pooling"),
                            traits=config.pop("traits"), size=config.pop("size"),
                            frames=config.pop("frames"), dropout=config.pop("dropout", 0.2),
-                           crop=config.pop("crop", "full"))
+                           crop=config.pop("crop", "full"), audio=config.pop("audio", None))
     try:
         model.load_state_dict(data["state_dict"])
     except RuntimeError as exc:

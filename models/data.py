@@ -140,5 +140,8 @@ def face_crop(clip: Clip, annotations: Any, margin: float = DEFAULT_CROP_MARGIN)
     return np.ascontiguousarray(frames[:, top:top + side, left:left + side])
 
 
-def read_clip(item: LabelledClip, *, frames: int, max_side: int = 256) -> Clip:
-    return read_video(item.path, num_frames=frames, max_side=max_side)
+def read_clip(item: LabelledClip, *, frames: int, max_side: int = 256, audio: Any = None) -> Clip:
+    """A training clip read as the audit reads it: with ``audio`` (an AudioSpec), its frames and
+    sound come from the same window."""
+    return read_video(item.path, num_frames=frames, max_side=max_side, audio=audio,
+                      window=audio.seconds if audio is not None else None)

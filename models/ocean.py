@@ -1,5 +1,7 @@
 """``OceanRegressor``: a torchvision image backbone applied per frame, features pooled over time
-(mean, or learned attention over frames), five sigmoid outputs in [0, 1].
+(mean, or learned attention over frames), five sigmoid outputs in [0, 1]. With ``audio`` it also
+listens: a log-mel spectrogram of the clip's sound through a small CNN (:mod:`.audio`), its
+features joined to the picture's before the head (late fusion).
 
 Random initialisation by default; a weights file the user provides (an ImageNet state dict for
 the backbone, say) can be loaded — nothing is downloaded. On CUDA it runs channels_last under
@@ -9,14 +11,14 @@ autocast. It is itself a rater: it carries ``trait_names`` and ``input``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
 from auditkit.contract.errors import ConfigError, RaterError
 from auditkit.contract.params import OneOf, check
-from auditkit.contract.rater import OCEAN, InputSpec
+from auditkit.contract.rater import OCEAN, AudioSpec, InputSpec
 
 from .weights import safe_load
 
@@ -55,18 +57,27 @@ class OceanRegressor(nn.Module):
     def __init__(self, backbone: str = "resnet18", *, pooling: str = "mean",
                  traits: Sequence[str] = OCEAN, size: int = 112, frames: int = 8,
                  weights: str | Path | None = None, dropout: float = 0.2,
-                 compile: bool = False, crop: str = "full") -> None:
+                 compile: bool = False, crop: str = "full",
+                 audio: AudioSpec | Mapping[str, Any] | None = None) -> None:
         super().__init__()
         check_model("pooling", pooling)
+        hears = AudioSpec.from_mapping(audio) if isinstance(audio, Mapping) else audio
         self.config = {"backbone": backbone, "pooling": pooling, "traits": list(traits),
-                       "size": int(size), "frames": int(frames), "dropout": float(dropout), "crop": crop}
+                       "size": int(size), "frames": int(frames), "dropout": float(dropout), "crop": crop,
+                       "audio": hears.to_dict() if hears is not None else None}
         self.trait_names = tuple(traits)
         # A model trained on face crops (models.train --face-crop) is audited on the same crops.
-        self.input = InputSpec(size=(size, size), frames=frames, crop=crop)
+        self.input = InputSpec(size=(size, size), frames=frames, crop=crop, audio=hears)
         self.backbone, dim = make_backbone(backbone)
         if weights is not None:
             self.load_backbone_weights(weights)
         self.attention = nn.Linear(dim, 1) if pooling == "attention" else None
+        self.ears = None
+        if hears is not None:
+            from .audio import AudioNet
+
+            self.ears = AudioNet(hears.sample_rate)
+            dim += self.ears.dim
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, len(self.trait_names)))
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
@@ -90,8 +101,9 @@ class OceanRegressor(nn.Module):
             raise RaterError(f"{path}: does not fit backbone {self.config['backbone']} "
                              f"(missing {len(missing)}, unexpected {len(unexpected)} keys)")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: float ``[B, T, 3, H, W]`` RGB in [0, 1] → ``[B, K]`` scores in [0, 1]."""
+    def forward(self, x: torch.Tensor, audio: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``x``: float ``[B, T, 3, H, W]`` RGB in [0, 1], and for a model that listens ``audio``
+        float ``[B, C, S]`` in [-1, 1] → ``[B, K]`` scores in [0, 1]."""
         b, t = x.shape[:2]
         frames = ((x.reshape(b * t, *x.shape[2:]) - self.mean) / self.std)
         if x.is_cuda:
@@ -107,4 +119,9 @@ class OceanRegressor(nn.Module):
             pooled = (weights * feats).sum(dim=1)
         else:
             pooled = feats.mean(dim=1)
+        ears = self.ears
+        if ears is not None:
+            if audio is None:
+                raise ValueError("this OceanRegressor listens: call it with (frames, audio)")
+            pooled = torch.cat([pooled, ears(audio)], dim=1)
         return torch.sigmoid(self.head(pooled))

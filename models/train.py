@@ -35,10 +35,12 @@ from torchvision import tv_tensors
 
 from auditkit.contract.device import pick_device
 from auditkit.contract.errors import AuditkitError, ConfigError
-from auditkit.contract.rater import OCEAN
+from auditkit.contract.rater import OCEAN, AudioSpec
 
 from .checkpoint import save_checkpoint
 from .ocean import BACKBONES, POOLINGS, OceanRegressor, check_model
+
+AUDIO_RATE = 16000  # what the reference regressor listens at: speech carries little above 8 kHz
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Sample:
     mask: torch.Tensor | None = None
     annotations: Any = None
     target: torch.Tensor | None = None
+    audio: torch.Tensor | None = None  # float [C, S]: the sound over the frames' window, for a model that listens
 
 
 @dataclass
@@ -72,6 +75,7 @@ class TrainConfig:
     traits: tuple[str, ...] = OCEAN
     scenes_dir: str | None = None
     crop: str = "full"          # "face": the samples are face crops, and the rater says so
+    audio_seconds: float | None = None  # a model that listens too, to this many seconds of 16 kHz sound
 
     def __post_init__(self) -> None:
         for name in ("backbone", "pooling"):
@@ -91,6 +95,13 @@ class TrainConfig:
             raise ConfigError("--consistency needs an --augment to compare against")
         if self.crop not in ("full", "face"):
             raise ConfigError(f"crop must be full or face, got {self.crop!r}")
+        if self.audio_seconds is not None and not (0 < float(self.audio_seconds) <= 600):
+            raise ConfigError(f"--audio-seconds must be a number in (0, 600], got {self.audio_seconds}")
+
+    @property
+    def hears(self) -> AudioSpec | None:
+        """What a model trained with these settings listens to (16 kHz mono), if anything."""
+        return AudioSpec(AUDIO_RATE, 1, float(self.audio_seconds)) if self.audio_seconds else None
         self.augment = tuple(self.augment)
         self.traits = tuple(self.traits)
 
@@ -189,6 +200,20 @@ def make_batch(samples: Sequence[Sample], config: TrainConfig, augmenter: Augmen
     return x.float().div_(255.0), m
 
 
+def batch_audio(samples: Sequence[Sample], device: torch.device) -> torch.Tensor | None:
+    """The samples' sound ``[B, C, S]`` for a model that listens (``None`` when they carry none)."""
+    if not samples or samples[0].audio is None:
+        return None
+    missing = [s.id for s in samples if s.audio is None]
+    if missing:
+        raise ConfigError(f"sample(s) {', '.join(missing)} carry no sound; a model that listens needs it")
+    return torch.stack([s.audio for s in samples]).to(device).float()
+
+
+def _forward(model: OceanRegressor, x: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
+    return model(x) if model.ears is None else model(x, audio)
+
+
 def evaluate(model: OceanRegressor, samples: Sequence[Sample], config: TrainConfig,
              device: torch.device) -> dict[str, Any]:
     """Mean accuracy (1 − MAE) against the labels and, where given, the fair targets; per-trait
@@ -197,8 +222,9 @@ def evaluate(model: OceanRegressor, samples: Sequence[Sample], config: TrainConf
     preds = []
     with torch.inference_mode():
         for i in range(0, len(samples), config.batch_size):
-            x, _ = make_batch(samples[i:i + config.batch_size], config, None, device)
-            preds.append(model(x).float().cpu())
+            chunk = samples[i:i + config.batch_size]
+            x, _ = make_batch(chunk, config, None, device)
+            preds.append(_forward(model, x, batch_audio(chunk, device)).float().cpu())
     pred = torch.cat(preds)
     labels = torch.stack([s.label for s in samples]).float()
     out: dict[str, Any] = {"n": len(samples), "mean_accuracy": float(1 - (pred - labels).abs().mean())}
@@ -222,7 +248,8 @@ def train(samples: Sequence[Sample], config: TrainConfig, *, val: Sequence[Sampl
     with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG state untouched
         torch.manual_seed(config.seed)
         model = OceanRegressor(config.backbone, pooling=config.pooling, traits=config.traits,
-                               size=config.size, frames=config.frames, crop=config.crop).to(device)
+                               size=config.size, frames=config.frames, crop=config.crop,
+                               audio=config.hears).to(device)
     augmenter = Augmenter(config.augment, seed=config.seed, scenes_dir=config.scenes_dir) \
         if config.augment else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -241,14 +268,16 @@ def train(samples: Sequence[Sample], config: TrainConfig, *, val: Sequence[Sampl
             batch = [samples[j] for j in perm[i:i + config.batch_size]]
             x, masks = make_batch(batch, config, augmenter, device)
             y = torch.stack([s.label for s in batch]).to(device).float()
-            pred = model(x)
+            # Picture edits only: both augmented copies hear the same sound.
+            sound = batch_audio(batch, device)
+            pred = _forward(model, x, sound)
             loss = F.mse_loss(pred, y)
             if config.consistency > 0:
                 # A second, independently augmented copy must get the same scores.
                 x2, _ = make_batch(batch, config, augmenter, device)
                 from auditkit.perturbations.augment import consistency_loss
 
-                loss = loss + config.consistency * consistency_loss(pred, model(x2))
+                loss = loss + config.consistency * consistency_loss(pred, _forward(model, x2, sound))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -277,13 +306,16 @@ def load_first_impressions(root: str | Path, split: str, config: TrainConfig, *,
     annotator = Annotator() if (config.augment or face_crop) else None
     samples = []
     for item in items:
-        clip = read_clip(item, frames=config.frames)
+        clip = read_clip(item, frames=config.frames, audio=config.hears)
         ann = annotator.annotate_clip(clip) if annotator else None
+        sound = torch.from_numpy(clip.audio) if clip.audio is not None else None
+        if config.hears is not None and sound is None:
+            raise ConfigError(f"{item.path}: {clip.audio_problem}; --audio-seconds trains a model that listens")
         if face_crop:
-            samples.append(Sample(item.id, torch.from_numpy(crop(clip, ann)), torch.tensor(item.labels)))
+            samples.append(Sample(item.id, torch.from_numpy(crop(clip, ann)), torch.tensor(item.labels), audio=sound))
             continue
         samples.append(Sample(item.id, torch.from_numpy(clip.frames), torch.tensor(item.labels),
-                              mask=ann.mask if ann else None, annotations=ann))
+                              mask=ann.mask if ann else None, annotations=ann, audio=sound))
     return samples
 
 
@@ -305,6 +337,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m auditkit.mode
     parser.add_argument("--max-clips", type=int, help="use at most this many clips per split")
     parser.add_argument("--face-crop", action="store_true",
                         help="train on a square crop around the face (not with augmentations)")
+    parser.add_argument("--audio-seconds", type=float, metavar="S",
+                        help="also listen: an audio branch on S seconds of each clip's sound (16 kHz), "
+                             "the frames sampled inside the same window")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -315,7 +350,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m auditkit.mode
                              frames=args.frames, epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, augment=tuple(args.augment), consistency=args.consistency,
                              seed=args.seed, device=args.device, scenes_dir=args.scenes,
-                             crop="face" if args.face_crop else "full")
+                             crop="face" if args.face_crop else "full", audio_seconds=args.audio_seconds)
         from .data import data_hash, load_split
 
         if args.face_crop and config.augment:
@@ -327,8 +362,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m auditkit.mode
                                           face_crop=args.face_crop) if val_root.is_file() else [])
         model, history = train(train_set, config, val=val_set)
         metrics = evaluate(model, val_set or train_set, config, pick_device(config.device))
+        hears = {"audio": config.hears.to_dict()} if config.hears is not None else {}
         meta = {"traits": list(config.traits), "input": {"size": [config.size, config.size],
-                                                          "frames": config.frames},
+                                                          "frames": config.frames, **hears},
                 "augment": list(config.augment), "consistency": config.consistency,
                 "face_crop": bool(args.face_crop),
                 "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
@@ -347,4 +383,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["Sample", "TrainConfig", "evaluate", "make_batch", "train", "main"]
+__all__ = ["Sample", "TrainConfig", "batch_audio", "evaluate", "make_batch", "train", "main"]

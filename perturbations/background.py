@@ -21,6 +21,8 @@ segmentation artefacts too, so a rater's reaction to the sham measures artefacts
 
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,11 +31,11 @@ import torch
 import torch.nn.functional as F
 
 from . import scenes
-from .shots import smooth_masks
 from .base import Perturbation, per_clip, register
 from .kernels import (coarse_step, dilate, frames_to_planes, gaussian_blur, guided_filter, normalised_fill,
                       planes_to_frames)
 from .look import CameraLook, clip_look, linear_to_srgb, srgb8_to_linear
+from .shots import smooth_masks
 
 INSIDE = 0.99            # mask value from which a pixel belongs to the person, untouched
 FEATHER = 0.004          # feather sigma, as a fraction of the frame's longer side
@@ -89,6 +91,15 @@ def person_alpha(mask: torch.Tensor, feather: float = FEATHER,
         soft = torch.from_numpy(smooth_masks(refined.cpu().numpy(), frames.cpu().numpy(),
                                              linked.cpu().numpy())).to(mask.device)
     return torch.where(mask >= INSIDE, torch.ones_like(soft), soft)
+
+
+@functools.lru_cache(maxsize=8)
+def _rendered_scene(name: str, height: int, width: int, seed: int) -> np.ndarray:
+    """A generated scene, rendered once for every call with the same (name, size, seed): a long
+    clip edited chunk by chunk, or several edits of one clip, draw it from here (read-only)."""
+    image = scenes.make_scene(name, height, width, rng=np.random.default_rng(seed))
+    image.flags.writeable = False
+    return image
 
 
 def _extra_blur(look: CameraLook, size: tuple[int, int], blur: float | None) -> float:
@@ -284,8 +295,8 @@ class BackgroundSwap(Perturbation):
         if self.scene == "user":
             image = scenes.user_scene(params["image"], h, w)
         else:
-            image = scenes.make_scene(self.scene, h, w, rng=np.random.default_rng(params["scene_seed"]))
-        scene = torch.from_numpy(np.ascontiguousarray(image)).to(frames.device).unsqueeze(0)
+            image = _rendered_scene(self.scene, h, w, params["scene_seed"])
+        scene = torch.from_numpy(np.array(image)).to(frames.device).unsqueeze(0)
         # One scene for the clip, with fresh sensor noise on every frame.
         return match(scene, look, seed=params["scene_seed"], reference=frames, where=near)
 

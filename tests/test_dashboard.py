@@ -9,6 +9,7 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -531,3 +532,36 @@ def test_a_run_of_an_older_schema_renders_every_page_with_its_verdicts(runs, tmp
     assert [v.split()[-1] for v in table["verdict"]] == saved  # shown with a mark: "⚠ shift"
     go(at, page="Clips")
     _ok(at)
+
+
+def test_a_reviewer_plays_both_clips_with_their_sound(app, runs):
+    # Encoded when asked (not stored in the run for every pair): every frame of the clip, with
+    # the edit as the audit applied it, H.264 with the clip's own sound.
+    import io
+
+    import av
+
+    at = app.run()
+    go(at, run="demo-1/before", page="Clips")
+    at.selectbox(key="condition").set_value("lighting:dim").run()
+    clip = at.selectbox(key="clip").value.split()[0]
+    assert not any(runs.rglob("*.mp4"))  # nothing encoded up front
+    at.toggle(key="play_clip").set_value(True).run()
+    _ok(at)
+    videos = at.get("video")
+    assert len(videos) == 2
+    result = data.load_result(runs, "demo-1/before")
+    movies = [data.playback(runs, "demo-1/before", result, clip, which) for which in ("original", "lighting:dim")]
+    for movie in movies:
+        assert isinstance(movie, bytes)
+        with av.open(io.BytesIO(movie)) as container:
+            assert container.streams.video[0].codec_context.name == "h264"
+            assert container.streams.audio[0].codec_context.name == "aac"
+            frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+        assert len(frames) == 30
+    dim = [float(np.mean(f)) for f in frames]
+    with av.open(io.BytesIO(movies[0])) as container:
+        plain = [float(np.mean(f.to_ndarray(format="gray"))) for f in container.decode(video=0)]
+    assert np.mean(dim) < np.mean(plain) - 5  # the edited one is the dimmed clip
+    assert not any(runs.rglob("*.mp4"))  # and the run folder is left as it was
+    assert "no longer there" in data._playback("/nowhere/clip.mp4", "x", "original", 0, "c")

@@ -143,3 +143,71 @@ def test_an_edit_of_the_person_never_draws_where_the_person_is_not(name, stories
         assert np.array_equal(out[absent], clip.frames[absent]), f"{name} drew on {clip.id} where the face is not"
         shown = np.flatnonzero(ann.present.numpy())
         assert all((out[i] != clip.frames[i]).any() for i in shown), f"{name} missed a frame of {clip.id}"
+
+
+# ------------------------------------------------------------------------- at full frame rate
+
+FLICKER_LEVELS = 3.0  # how much more an edit may change along its edge from frame to frame than the clip does
+
+
+def _band(edge: np.ndarray) -> np.ndarray:
+    """The pixels within 2 px of the boundary of a bool region."""
+    region = edge.astype(np.uint8)
+    kernel = np.ones((5, 5), np.uint8)
+    return (cv2.dilate(region, kernel) - cv2.erode(region, kernel)).astype(bool)
+
+
+def flicker(frames: list[np.ndarray], bands: list[np.ndarray]) -> float:
+    """Mean absolute frame-to-frame change (8-bit levels) over each pair's edge band."""
+    changes = []
+    for i in range(1, len(frames)):
+        band = bands[i] | bands[i - 1]
+        if band.sum():
+            diff = np.abs(frames[i].astype(np.int16) - frames[i - 1].astype(np.int16)).mean(-1)
+            changes.append(float(diff[band].mean()))
+    return float(np.mean(changes))
+
+
+def _full_rate(source, name: str, annotator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every frame of a clip, original and edited, as a vendor receives them."""
+    from auditkit.core.recording import edited_frames
+    from auditkit.media.recording import RecordingSpec, iter_frames
+
+    original = [f for _, f in iter_frames(source.path)]
+    edited = [f for _, f in edited_frames(source.path, perturbations.get(name), RecordingSpec(), clip_id=source.id,
+                                          seed=0, annotator=annotator)]
+    assert len(edited) == len(original) == 30
+    return original, edited
+
+
+@pytest.mark.parametrize("name", ["background:office", "background:plain", "bookshelf:insert"])
+def test_at_full_frame_rate_the_person_s_outline_does_not_flicker(name, sample_dir, annotator):
+    # Along the edit's edge (the person's outline) the edited frames change from one frame to the
+    # next no more than the clip itself does there, plus FLICKER_LEVELS.
+    for source in discover(sample_dir)[::5]:
+        original, edited = _full_rate(source, name, annotator)
+        bands = [_band((e != o).any(-1)) for e, o in zip(edited, original)]
+        before, after = flicker(original, bands), flicker(edited, bands)
+        assert after <= before + FLICKER_LEVELS, f"{name} on {source.id}: {after:.2f} vs the clip's {before:.2f}"
+
+
+GLASSES_JITTER = 0.5  # pixels a frame the glasses may move against the eyes (the eyes move about 0.4)
+
+
+@pytest.mark.parametrize("name", ["glasses:thick", "glasses:sunglasses"])
+def test_at_full_frame_rate_the_glasses_stay_on_the_eyes(name, sample_dir, annotator):
+    # High-contrast rims change a lot from frame to frame wherever the head moves; what must not
+    # happen is that they shake against the face: the drawn frame's centre, less the point
+    # between the irises, moves less than GLASSES_JITTER from one frame to the next.
+    from auditkit.perturbations.annotate import LEFT_IRIS, RIGHT_IRIS
+
+    for source in discover(sample_dir)[::5]:
+        original, edited = _full_rate(source, name, annotator)
+        marks = annotator.annotate(np.stack(original), times=np.arange(30) / 15).landmarks.numpy()
+        eyes = 0.5 * (marks[:, RIGHT_IRIS, :2] + marks[:, LEFT_IRIS, :2])
+        centres = []
+        for e, o in zip(edited, original):
+            ys, xs = np.nonzero((e != o).any(-1))
+            centres.append((xs.mean(), ys.mean()))
+        jitter = np.abs(np.diff(np.array(centres) - eyes, axis=0)).mean(axis=0)
+        assert jitter.max() <= GLASSES_JITTER, f"{name} on {source.id}: {jitter.round(2).tolist()} px a frame"

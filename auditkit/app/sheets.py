@@ -125,6 +125,35 @@ def family_sheets(clips: Sequence[Clip], edits: Sequence[Perturbation], *, seed:
     return {family: layout(r) for family, r in rows.items()}
 
 
+def timeline_sheet(clips: Sequence[Clip], edits: Sequence[Perturbation], *, seed: int = 0,
+                   annotator: Annotator | None = None, height: int = TILE_HEIGHT, columns: int = 6,
+                   max_missing_face: float = DEFAULT_MAX_MISSING_FACE) -> np.ndarray:
+    """One sheet across time: for each clip, a row for the original and one per edit, each
+    ``columns`` frames spread over the clip — what an edit does at a cut, a fade or where the
+    person leaves, which a middle frame cannot show."""
+    from auditkit.media.clips import sample_indices
+
+    annotator = annotator or Annotator()
+    rows: list[list[np.ndarray]] = []
+    for clip in clips:
+        annotations = annotator.annotate_clip(clip) if any(e.requires for e in edits) else None
+        frames = torch.from_numpy(clip.frames)
+        picks = sample_indices(clip.num_frames, columns).tolist()
+        versions: list[tuple[str, np.ndarray | str]] = [(clip.id, clip.frames)]
+        for edit in edits:
+            edited = apply_edit(edit, clip, frames, annotations, seed, max_missing_face)
+            versions.append((edit.name, edited if isinstance(edited, str) else edited.cpu().numpy()))
+        for name, pixels in versions:
+            tiles = []
+            for k, i in enumerate(picks):
+                body = (_reason(_tile(clip.frames[i], height).shape[1], height, pixels) if isinstance(pixels, str)
+                        else _tile(pixels[i], height))
+                text = name if k == 0 else f"{clip.times[i]:.2f} s"
+                tiles.append(np.concatenate([_label(body.shape[1], text, dark=pixels is clip.frames), body]))
+            rows.append(tiles)
+    return layout(rows, max_width=10 ** 6)
+
+
 def write_sheet(path: str | os.PathLike, sheet: np.ndarray, quality: int = 80) -> Path:
     """A sheet as a JPEG (written to a temporary name and renamed: a reader never sees half)."""
     import cv2

@@ -1,5 +1,5 @@
 """An edited clip as the recording a candidate would upload: every frame at the rate the vendor
-takes, edited shot by shot in short chunks (memory holds a chunk, never the clip), written as
+takes, edited in short chunks (memory holds a chunk, never the clip), written as
 H.264 with the clip's sound copied, not re-encoded, since a visual edit never touches it.
 
 The original goes through the same path with no edit, so that original and edit differ only by
@@ -24,7 +24,11 @@ from auditkit.media.recording import RecordingSpec, iter_frames, probe, recordin
 from auditkit.perturbations import NotApplicable, Perturbation, clip_seed
 from auditkit.perturbations.annotate import Annotator
 
-CHUNK = 48          # frames edited together: about two seconds at 25 fps
+# Frames edited together: memory follows the chunk (an edit holds several float copies of it; 16
+# frames of 640x360 keep a recording under 2 GiB), and each chunk sees one frame of its
+# neighbours on either side, so smoothing runs on across the seams as it does inside a chunk.
+CHUNK = 16
+CONTEXT = 1
 RETEST_SHIFT = 0.2  # seconds the retest recording starts later
 
 
@@ -37,24 +41,36 @@ def render(path: Path, edit: Perturbation | None, spec: RecordingSpec, *, clip_i
         spec, edit = replace(spec, shift=spec.shift + RETEST_SHIFT), None
     window = window_of(source, spec)
     fps = min(spec.fps, source.fps) if spec.fps else source.fps
-    frames = iter_frames(path, spec)
-    if edit is not None:
-        key = f"{file_digest(path)}:{spec!r}"
-        frames = _edited(frames, edit, np.random.default_rng(clip_seed(seed, clip_id, edit.name)).bit_generator.state,
-                         annotator or Annotator(), key)
+    frames = edited_frames(path, edit, spec, clip_id=clip_id, seed=seed, annotator=annotator)
     return recording_bytes(lambda out: write_recording(out, frames, fps=fps, sound_from=path, window=window))
+
+
+def edited_frames(path: Path, edit: Perturbation | None, spec: RecordingSpec, *, clip_id: str, seed: int,
+                  annotator: Annotator | None) -> Iterator[tuple[float, np.ndarray]]:
+    """(seconds, RGB frame) of every frame of the recording, with ``edit`` applied: what
+    :func:`render` encodes."""
+    frames = iter_frames(path, spec)
+    if edit is None:
+        return frames
+    state = np.random.default_rng(clip_seed(seed, clip_id, edit.name)).bit_generator.state
+    return _edited(frames, edit, state, annotator or Annotator(), f"{file_digest(path)}:{spec!r}")
 
 
 def _edited(frames: Iterator[tuple[float, np.ndarray]], edit: Perturbation, state: Any, annotator: Annotator,
             key: str) -> Iterator[tuple[float, np.ndarray]]:
-    """The frames edited chunk by chunk. Every chunk draws the edit's parameters from the same
-    generator state, so the scene, the frame style and the fabric are the clip's, not the chunk's."""
+    """The frames edited chunk by chunk, each with ``CONTEXT`` frames of its neighbours (edited
+    too, then dropped). Every chunk draws the edit's parameters from the same generator state, so
+    the scene, the frame style and the fabric are the clip's, not the chunk's."""
+    frames = iter(frames)
+    before: list[tuple[float, np.ndarray]] = []
+    chunk = list(itertools.islice(frames, CHUNK))
     for index in itertools.count():
-        chunk = list(itertools.islice(frames, CHUNK))
         if not chunk:
             return
-        times = np.array([t for t, _ in chunk])
-        pixels = np.stack([f for _, f in chunk])
+        after = list(itertools.islice(frames, CHUNK))
+        seen = before + chunk + after[:CONTEXT]
+        times = np.array([t for t, _ in seen])
+        pixels = np.stack([f for _, f in seen])
         annotations = None
         if edit.requires:
             annotations = annotator.annotate(pixels, content_hash=f"{key}:chunk{index}", times=times)
@@ -66,4 +82,6 @@ def _edited(frames: Iterator[tuple[float, np.ndarray]], edit: Perturbation, stat
             out = edit(torch.from_numpy(pixels), annotations, rng=rng, max_missing_face=1.0).frames.numpy()
         except NotApplicable:
             out = pixels
-        yield from zip(times.tolist(), out)
+        keep = slice(len(before), len(before) + len(chunk))
+        yield from zip(times[keep].tolist(), out[keep])
+        before, chunk = chunk[-CONTEXT:], after

@@ -121,6 +121,12 @@ class Store:
         """The middle frame of a scored input, small JPEG, for the dashboard's Clips page."""
         self.db.execute("INSERT OR REPLACE INTO thumbs VALUES (?, ?, ?)", (clip_id, condition, jpeg))
 
+    def clip_file(self, clip_id: str) -> tuple[str, str] | None:
+        """(path, content hash) of a clip's video file as the audit recorded it; ``None`` for an
+        unknown clip or one given as frames in memory."""
+        row = self.db.execute("SELECT path, content_hash FROM clips WHERE clip_id = ?", (clip_id,)).fetchone()
+        return None if row is None or not row[0] else (str(row[0]), str(row[1] or ""))
+
     def thumb(self, clip_id: str, condition: str) -> bytes | None:
         row = self.db.execute("SELECT jpeg FROM thumbs WHERE clip_id = ? AND condition = ?",
                               (clip_id, condition)).fetchone()

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 AUDITKIT = Path(sys.executable).with_name("auditkit")
@@ -226,13 +227,19 @@ def test_perturb_writes_png_and_mp4_previews(tmp_path, sample_dir):
     ok, first = original.read()
     assert image.shape[0] == 2 * first.shape[0] + 4 and image.shape[1] == 2 * first.shape[1] + 4
     mp4 = tmp_path / "preview.mp4"
-    proc = run("perturb", "--clip", str(clip), "--perturb", "lighting:dim", "--out", str(mp4),
-               "--frames", "6")
+    proc = run("perturb", "--clip", str(clip), "--perturb", "lighting:dim", "--out", str(mp4))
     assert proc.returncode == 0, proc.stderr
+    from auditkit.media.audio import read_audio
     from auditkit.media.clips import read_video
 
+    # Every frame at the clip's own rate, original | edit, with the clip's sound.
     video = read_video(mp4, num_frames=6, max_side=2000)
-    assert video.source_frames == 6 and video.size[1] == (2 * first.shape[1] + 4) // 2 * 2
+    assert video.source_frames == 30 and video.fps == 15 and video.size[1] == 2 * first.shape[1] + 4
+    heard, _ = read_audio(mp4)
+    said, _ = read_audio(clip)
+    assert heard.shape == said.shape and np.array_equal(heard, said)
+    assert_one_line_error(run("perturb", "--clip", str(clip), "--perturb", "control:retest", "--out", str(mp4)),
+                          "control:retest", "preview it as a .png")
 
 
 def test_perturb_errors(tmp_path, sample_dir):

@@ -24,6 +24,8 @@ from auditkit.raters import InputSpec, TorchRater, load_rater, save_torchscript
 from auditkit.raters.torchscript import save_exported
 from conftest import LISTENER_TRAITS, LISTENING, SMALL, BrightnessRater, Listener, save_listener_onnx
 from test_http_rater import Vendor, describe
+from test_vendor_video import VideoVendor
+from test_vendor_video import describe as describe_video
 
 # One Ray at a time on this machine: every Ray test runs on the same xdist worker, in turn.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
@@ -32,7 +34,7 @@ EXECUTORS = {"local, in process": {"executor": "local", "workers": 0},
              "local, 2 workers": {"executor": "local", "workers": 2},
              "ray": {"executor": "ray", "workers": 2}}
 KINDS = ("torchscript .pt", "torchscript .ts", "export .pt2", "checkpoint", "onnx", "factory file.py:name",
-         "factory package.module:name", "http", "builtin",
+         "factory package.module:name", "http", "http video (recordings)", "builtin",
          # Raters that watch and listen: called rater(frames, audio) wherever they run.
          "listening torchscript", "listening export .pt2", "listening onnx", "listening factory")
 
@@ -64,7 +66,14 @@ def vendor():
 
 
 @pytest.fixture(scope="module")
-def specs(tmp_path_factory, vendor) -> dict[str, str]:
+def video_vendor():
+    server = VideoVendor()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory, vendor, video_vendor) -> dict[str, str]:
     import onnx
 
     folder = tmp_path_factory.mktemp("kinds")
@@ -123,6 +132,8 @@ def specs(tmp_path_factory, vendor) -> dict[str, str]:
     """))
     out["listening factory"] = f"{folder / 'hears.py'}:make"
     out["http"] = f"http:{describe(folder, vendor.url, token_env='MATRIX_TOKEN')}"
+    (folder / "video").mkdir()
+    out["http video (recordings)"] = describe_video(folder / "video", video_vendor.url)
     return out
 
 
