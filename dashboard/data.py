@@ -480,7 +480,7 @@ def _playback(video: str, content_hash: str, condition: str, seed: int, clip: st
     if not source.is_file():
         return f"the clip's video file {source} is no longer there"
     edit = None
-    if condition != "original":
+    if condition != ORIGINAL:
         try:
             edit = get(condition)
         except Exception as exc:  # an edit that needs options of its own (a folder of scenes)

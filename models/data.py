@@ -22,7 +22,7 @@ import numpy as np
 
 from auditkit.contract.errors import ConfigError
 from auditkit.contract.rater import DEFAULT_CROP_MARGIN, OCEAN
-from auditkit.media.clips import VIDEO_EXTENSIONS, Clip, read_video
+from auditkit.media.clips import VIDEO_EXTENSIONS, Clip, Timing, read_video
 
 SPLITS = {"training": "annotation_training.pkl", "validation": "annotation_validation.pkl",
           "test": "annotation_test.pkl"}
@@ -144,4 +144,4 @@ def read_clip(item: LabelledClip, *, frames: int, max_side: int = 256, audio: An
     """A training clip read as the audit reads it: with ``audio`` (an AudioSpec), its frames and
     sound come from the same window."""
     return read_video(item.path, num_frames=frames, max_side=max_side, audio=audio,
-                      window=audio.seconds if audio is not None else None)
+                      timing=Timing(audio.seconds) if audio is not None else None)

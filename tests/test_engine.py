@@ -196,7 +196,7 @@ def test_faceless_clip_skips_face_edits_but_not_background_or_lighting(sample_di
                        ["glasses:thick", "background:plain", "lighting:dim"],
                        annotator=Annotator(tmp_path))
     assert [(s.clip, s.perturbation, s.reason) for s in result.skipped] == [
-        ("faceless", "glasses:thick", "no face found in 3 of 4 frames")]
+        ("faceless", "glasses:thick", "no face found in 3 of 4 frames (the person is on screen in 1 of them)")]
     assert result.test("glasses:thick", "openness").n == 5
     assert result.test("background:plain", "openness").n == 6
     assert result.test("lighting:dim", "openness").n == 6

@@ -18,7 +18,7 @@ from auditkit.contract.errors import RaterError
 from auditkit.contract.rater import AudioSpec, InputSpec
 from auditkit.core.store import Store
 from auditkit.media.audio import conform, read_audio
-from auditkit.media.clips import Clip, discover, read_video
+from auditkit.media.clips import Clip, Timing, discover, read_video
 from auditkit.media.video import write_video
 from auditkit.raters import load_rater, save_torchscript
 from auditkit.raters.torchscript import save_exported
@@ -135,7 +135,7 @@ def test_sound_is_conformed_to_what_the_rater_hears():
 def test_frames_and_sound_come_from_one_window_centred_in_the_clip(tmp_path):
     path = _write(tmp_path / "w.mp4", sound=_tone(48000, 2.0), seconds=4.0)  # tone over the first 2 s
     whole = read_video(path, num_frames=40, max_side=64)
-    middle = read_video(path, num_frames=4, max_side=64, window=2.0, audio=AudioSpec(8000, 1, 2.0))
+    middle = read_video(path, num_frames=4, max_side=64, timing=Timing(2.0), audio=AudioSpec(8000, 1, 2.0))
     assert middle.window == pytest.approx((1.0, 2.0)) and middle.audio.shape == (1, 16000)
     # Frames are numbered by brightness (40 + 4 i): the window holds frames 10 to 29.
     index = (middle.frames[:, 0, 0, 0].astype(int) - 40) / 4
@@ -299,3 +299,54 @@ def test_explain_runs_for_a_rater_that_listens(listeners, sample_dir):
         rater = TorchRater(Listener(), LISTENER_TRAITS, LISTENING, name="listener")
         found = explain(rater, clips, ExplainSettings(method=method, clips=1, frames=1, steps=4))
         assert not found.skipped and len(found.clips) == 1, method
+
+
+# ------------------------------------------------------------------ frames by rate, not by count
+
+def test_frames_by_rate_are_checked_and_counted():
+    spec = InputSpec(size=(32, 32), fps=5, seconds=2)
+    assert spec.frames == 10 and spec.window == 2.0 and spec.to_dict()["fps"] == 5.0
+    assert InputSpec.from_mapping(spec.to_dict(), where="r.pt2") == spec
+    listening = InputSpec(fps=10, audio={"sample_rate": 16000, "seconds": 1.5})
+    assert listening.frames == 15 and listening.window == 1.5
+    for bad, said in (({"fps": 5}, "fps needs a window"),
+                      ({"fps": 0, "seconds": 1}, "fps must be a number in \\(0, 240\\]"),
+                      ({"seconds": 2, "audio": {"sample_rate": 16000, "seconds": 3}}, "must be the same window"),
+                      ({"fps": 5, "seconds": 2, "frames": 8}, "frames 8 is not seconds x fps = 10")):
+        with pytest.raises(RaterError, match=f"^r.pt2: bad input metadata .*{said}"):
+            InputSpec.from_mapping(bad, where="r.pt2")
+
+
+def test_frames_by_rate_are_every_frame_at_that_rate_inside_the_window(tmp_path):
+    path = _write(tmp_path / "numbered.mp4", seconds=2.0, fps=25)  # frame i has grey level 40 + 4 i
+    def numbers(frames: np.ndarray) -> list[int]:
+        return np.round((frames.reshape(len(frames), -1).mean(axis=1) - 40) / 4).astype(int).tolist()
+
+    # A 1.2 s window centred in 2 s starts at 0.4 s (frame 10); at 5 fps, every fifth frame.
+    clip = read_video(path, num_frames=6, timing=Timing(1.2, fps=5), max_side=64)
+    assert numbers(clip.frames) == [10, 15, 20, 25, 30, 35] and clip.window == pytest.approx((0.4, 1.2))
+    later = read_video(path, num_frames=6, timing=Timing(1.2, fps=5, shift=0.2), max_side=64)
+    assert numbers(later.frames) == [15, 20, 25, 30, 35, 40] and later.content_hash != clip.content_hash
+
+
+class _Motion(nn.Module):
+    """Watches motion: the first and last frames' brightness, and their difference."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, last = x[:, 0].mean(dim=(1, 2, 3)), x[:, -1].mean(dim=(1, 2, 3))
+        return torch.stack([first, last, last - first], 1)
+
+
+def test_a_rater_that_watches_motion_is_retested_a_fraction_of_a_second_later(tmp_path, sample_dir):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for k in range(3):
+        _write(folder / f"n{k}.mp4", seconds=2.0, fps=25, size=(64 + 16 * k, 48))
+    spec = InputSpec(size=(32, 32), fps=5, seconds=1.0)
+    path = save_exported(_Motion(), tmp_path / "motion.pt2", trait_names=("first", "last", "change"), input=spec)
+    result = run_audit(str(path), folder, ["lighting:dim"], unit="clip")
+    assert not result.skipped
+    # The retest's window starts 0.2 s (five frames, 20 grey levels) later: its first frame too.
+    assert result.test("control:retest", "first").mean_shift == pytest.approx(20 / 255, abs=2 / 255)
+    assert result.test("control:retest", "change").mean_shift == pytest.approx(0, abs=2 / 255)
+    assert not run_audit(str(path), discover(sample_dir)[:2], ["glasses:thick"], unit="clip").skipped

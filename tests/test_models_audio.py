@@ -10,7 +10,7 @@ import torch
 
 from auditkit import run_audit
 from auditkit.contract.rater import AudioSpec
-from auditkit.media.clips import discover
+from auditkit.media.clips import Timing, discover
 from auditkit.models import OceanRegressor, save_checkpoint
 from auditkit.models.audio import HOP, N_FFT, N_MELS, LogMel, mel_filters
 from auditkit.models.checkpoint import load_checkpoint
@@ -76,7 +76,7 @@ def test_the_training_script_trains_the_ears(sample_dir):
     config = TrainConfig(size=32, frames=2, epochs=2, batch_size=4, audio_seconds=2.0, seed=0)
     samples = []
     for i, source in enumerate(discover(sample_dir)[:6]):
-        clip = read_video(source.path, num_frames=2, audio=config.hears, window=2.0)
+        clip = read_video(source.path, num_frames=2, audio=config.hears, timing=Timing(2.0))
         samples.append(Sample(source.id, torch.from_numpy(clip.frames), torch.full((5,), 0.2 + 0.1 * (i % 3)),
                               audio=torch.from_numpy(clip.audio)))
     model, history = train(samples, config, progress=False)

@@ -200,3 +200,32 @@ def test_a_video_vendor_is_not_called_with_sampled_frames(vendor, tmp_path):
     rater = load_rater(describe(tmp_path, vendor.url))
     with pytest.raises(RaterError, match="format 'video' sends recordings, not sampled frames"):
         rater(torch.zeros(1, 2, 3, 32, 32))
+
+
+def test_a_clip_stored_sideways_is_read_upright_everywhere(tmp_path):
+    # A phone's portrait clip: stored landscape with a display rotation. The rater's frames and
+    # the vendor's recording both show it as a player does.
+    from auditkit.media.recording import iter_frames
+
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(90)
+        for _ in range(10):
+            image = np.zeros((48, 64, 3), np.uint8)
+            image[:10, :20] = 255  # a mark in the stored picture's top-left corner
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+    def mark(frame: np.ndarray) -> tuple[float, float]:
+        ys, xs = np.nonzero(frame[..., 0] > 128)
+        return float(ys.mean()), float(xs.mean())
+
+    sampled = read_video(path, num_frames=2).frames[0]
+    recorded = next(iter(iter_frames(path)))[1]
+    assert sampled.shape == recorded.shape == (64, 48, 3)  # upright: taller than wide
+    assert mark(sampled) == pytest.approx(mark(recorded), abs=1.5)
+    assert mark(sampled)[0] > 48  # turned a quarter counter-clockwise: the mark is at the bottom left

@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from auditkit.contract.errors import AuditkitError
+from auditkit.contract.rater import InputSpec
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -71,9 +72,9 @@ def write_previews(result, sources, edits, folder: Path, config) -> dict[str, Pa
         wanted = [e for e in todo if (source.id, e.name) not in skipped and source.id not in unscored]
         if not wanted:
             continue
-        # Read as the audit read it: the rater's frames, inside its window when it listens to one.
-        spec = result.rater["input"]
-        clip = source.read(spec["frames"], config.max_side, window=(spec.get("audio") or {}).get("seconds"))
+        # Read as the audit read it: the rater's frames, inside its window, by count or by rate.
+        spec = InputSpec.from_mapping(result.rater["input"], where="audit.json rater input")
+        clip = source.read_for(spec, config.max_side, sound=False)
         folder.mkdir(exist_ok=True)
         for name, image in preview(clip, wanted, seed=config.seed,
                                    max_missing_face=config.max_missing_face).items():

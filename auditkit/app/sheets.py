@@ -151,7 +151,7 @@ def timeline_sheet(clips: Sequence[Clip], edits: Sequence[Perturbation], *, seed
                 text = name if k == 0 else f"{clip.times[i]:.2f} s"
                 tiles.append(np.concatenate([_label(body.shape[1], text, dark=pixels is clip.frames), body]))
             rows.append(tiles)
-    return layout(rows, max_width=10 ** 6)
+    return layout(rows, max_width=0)  # one row under the other
 
 
 def write_sheet(path: str | os.PathLike, sheet: np.ndarray, quality: int = 80) -> Path:

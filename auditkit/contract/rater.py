@@ -25,7 +25,8 @@ from .paths import file_digest
 
 OCEAN = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
 CROPS = ("full", "face")
-INPUT_KEYS = ("size", "frames", "crop", "crop_margin", "audio")
+INPUT_KEYS = ("size", "frames", "crop", "crop_margin", "audio", "fps", "seconds")
+MAX_FPS = 240.0
 DEFAULT_CROP_MARGIN = 0.6  # of the face box's side, on each side: the training recipe's face crop
 
 
@@ -81,13 +82,18 @@ class InputSpec:
     boxes grown by ``crop_margin`` of its side on each side, fixed for the clip so that head motion
     does not move it (the same crop ``auditkit.models.train --face-crop`` trains on). ``audio``:
     what the rater hears (an :class:`AudioSpec`, or a mapping of its fields), ``None`` for a rater
-    that only watches."""
+    that only watches. ``seconds``: the window, centred in the clip, that the frames come from
+    (``None``: the whole clip, or the sound's window when the rater listens). ``fps``: frames by
+    rate rather than by count — every frame at this rate over the window (which it needs), so
+    ``frames`` is ``seconds × fps``: for raters that watch motion."""
 
     size: tuple[int, int] = (224, 224)
     frames: int = 8
     crop: str = "full"
     crop_margin: float = DEFAULT_CROP_MARGIN
     audio: AudioSpec | None = None
+    fps: float | None = None
+    seconds: float | None = None
 
     def __post_init__(self) -> None:
         size = self.size
@@ -111,6 +117,22 @@ class InputSpec:
         object.__setattr__(self, "crop_margin", margin)
         if self.audio is not None and not isinstance(self.audio, AudioSpec):
             object.__setattr__(self, "audio", AudioSpec.from_mapping(self.audio))
+        for key, high in (("seconds", 3600.0), ("fps", MAX_FPS)):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= high):
+                raise RaterError(f"rater input {key} must be a number in (0, {high:g}] or null, got {value!r}")
+            object.__setattr__(self, key, float(value))
+        heard = self.audio.seconds if self.audio is not None else None
+        if self.seconds is not None and heard is not None and heard != self.seconds:
+            raise RaterError(f"rater input seconds ({self.seconds:g}) and audio seconds ({heard:g}) must be "
+                             "the same window: frames and sound come from one")
+        if self.fps is not None:
+            if self.window is None:
+                raise RaterError("rater input fps needs a window (seconds, or the sound's seconds): every frame "
+                                 "at a rate over a whole clip has no fixed count")
+            object.__setattr__(self, "frames", max(1, round(self.window * self.fps)))
 
     @property
     def listens(self) -> bool:
@@ -119,6 +141,8 @@ class InputSpec:
     @property
     def window(self) -> float | None:
         """Seconds of the clip, centred, that frames and sound come from; ``None``: all of it."""
+        if self.seconds is not None:
+            return self.seconds
         return self.audio.seconds if self.audio is not None else None
 
     @classmethod
@@ -129,14 +153,21 @@ class InputSpec:
                              f"allowed: {', '.join(INPUT_KEYS)}, trait_names")
         kwargs = {k: data[k] for k in INPUT_KEYS if k in data}
         try:
-            return cls(**kwargs)
+            spec = cls(**kwargs)
         except (TypeError, ValueError, RaterError) as exc:
             raise RaterError(f"{where}: bad input metadata ({exc})") from None
+        if spec.fps is not None and "frames" in data and data["frames"] != spec.frames:
+            raise RaterError(f"{where}: bad input metadata (frames {data['frames']!r} is not seconds x fps = "
+                             f"{spec.frames}; give one or the other)")
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"size": list(self.size), "frames": self.frames, "crop": self.crop}
         if self.crop == "face":
             out["crop_margin"] = self.crop_margin
+        for key in ("fps", "seconds"):  # absent unless set: older records read the same
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         if self.audio is not None:  # absent for a rater that only watches: older records read the same
             out["audio"] = self.audio.to_dict()
         return out

@@ -374,8 +374,7 @@ def explain(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource],
     try:
         for source in sources:
             try:
-                clip = (source if isinstance(source, Clip)
-                        else source.read(spec.frames, max_side, audio=spec.audio, window=spec.window))
+                clip = source if isinstance(source, Clip) else source.read_for(spec, max_side)
                 if spec.listens and isinstance(source, Clip):
                     clip = with_audio(clip, spec.audio)
                 if spec.listens and clip.audio is None:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from auditkit.contract.paths import file_digest
+from auditkit.media.clips import RETEST_SHIFT
 from auditkit.media.recording import RecordingSpec, iter_frames, probe, recording_bytes, window_of, write_recording
 from auditkit.perturbations import NotApplicable, Perturbation, clip_seed
 from auditkit.perturbations.annotate import Annotator
@@ -29,7 +30,6 @@ from auditkit.perturbations.annotate import Annotator
 # neighbours on either side, so smoothing runs on across the seams as it does inside a chunk.
 CHUNK = 16
 CONTEXT = 1
-RETEST_SHIFT = 0.2  # seconds the retest recording starts later
 
 
 def render(path: Path, edit: Perturbation | None, spec: RecordingSpec, *, clip_id: str, seed: int,

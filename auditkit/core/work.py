@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from auditkit.contract.arms import ORIGINAL
 from auditkit.contract.errors import ClipError, PartialScores, RaterError, first_line
 from auditkit.contract.rater import InputSpec, check_scores
-from auditkit.media.clips import Clip, ClipSource, sample_indices, with_audio
+from auditkit.media.clips import RETEST_SHIFT, Clip, ClipSource, sample_indices, with_audio
 from auditkit.perturbations import NotApplicable, Perturbation, clip_seed
 from auditkit.perturbations.annotate import Annotations, Annotator, face_crop_box
 
@@ -90,7 +90,7 @@ def prepare(sources: Sequence[Clip | ClipSource], *, spec: InputSpec, max_side: 
     window when it listens), annotate those flagged, and decode the other samples the controls
     need; returns the annotator's stats increments."""
     before = dict(annotator.stats) if annotator is not None else {}
-    frames, window = spec.frames, spec.window
+    frames = spec.frames
     out = []
     for i, (source, wanted) in enumerate(zip(sources, annotate)):
         start = time.perf_counter()
@@ -98,7 +98,7 @@ def prepare(sources: Sequence[Clip | ClipSource], *, spec: InputSpec, max_side: 
             if isinstance(source, Clip):
                 item = Prepared(source.id, with_audio(source, spec.audio) if spec.listens else source)
             else:
-                item = Prepared(source.id, source.read(frames, max_side, audio=spec.audio, window=window))
+                item = Prepared(source.id, source.read_for(spec, max_side))
         except ClipError as exc:
             item = Prepared(source.id, None, exc.reason)
         if not isinstance(source, Clip):
@@ -115,7 +115,10 @@ def prepare(sources: Sequence[Clip | ClipSource], *, spec: InputSpec, max_side: 
                 continue
             start = time.perf_counter()
             try:
-                again = source.read(frames, max_side, offset=offset, window=window)
+                # A rater that watches motion (frames by rate) is retested a fraction of a second
+                # later; one that takes a handful of frames, half a sampling interval later.
+                again = (source.read_for(spec, max_side, shift=RETEST_SHIFT, sound=False) if spec.fps
+                         else source.read_for(spec, max_side, offset=offset, sound=False))
             except ClipError as exc:
                 item.resampled[offset] = exc.reason
                 continue

@@ -27,6 +27,10 @@ METADATA_FILE = "metadata.csv"
 DEFAULT_FRAMES = 16
 DEFAULT_MAX_SIDE = 640
 MIN_SIDE = 32  # below this there is no face to see and no background to swap
+# The retest control of a rater that watches motion (frames by rate) or takes recordings: the
+# window a fraction of a second later. Half a sampling interval, the retest of a rater that takes a
+# handful of frames, would be half a frame here: no change at all.
+RETEST_SHIFT = 0.2  # seconds
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,9 +105,16 @@ class ClipSource:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
     def read(self, num_frames: int = DEFAULT_FRAMES, max_side: int = DEFAULT_MAX_SIDE, *,
-             offset: float = 0.0, audio: Any = None, window: float | None = None) -> Clip:
+             offset: float = 0.0, audio: Any = None, timing: "Timing | None" = None) -> Clip:
         return read_video(self.path, num_frames=num_frames, max_side=max_side, clip_id=self.id,
-                          metadata=self.metadata, offset=offset, audio=audio, window=window)
+                          metadata=self.metadata, offset=offset, audio=audio, timing=timing)
+
+    def read_for(self, spec: Any, max_side: int = DEFAULT_MAX_SIDE, *, offset: float = 0.0, shift: float = 0.0,
+                 sound: bool = True) -> Clip:
+        """The clip as a rater's :class:`~auditkit.contract.rater.InputSpec` asks for it: its
+        frames (by count or by rate) inside its window, and its sound when it listens."""
+        return self.read(spec.frames, max_side, offset=offset, audio=spec.audio if sound else None,
+                         timing=Timing(spec.window, spec.fps, shift))
 
 
 def sample_indices(total: int, num_frames: int, offset: float = 0.0) -> np.ndarray:
@@ -126,17 +137,23 @@ def sample_indices(total: int, num_frames: int, offset: float = 0.0) -> np.ndarr
     return np.floor(np.minimum(positions + offset * interval, total - 1) + 0.5).astype(int)
 
 
-def window_span(times: np.ndarray, window: float | None) -> tuple[int, int, float, float]:
+def window_span(times: np.ndarray, window: float | None, shift: float = 0.0) -> tuple[int, int, float, float]:
     """Frames ``[lo, hi)`` inside ``window`` seconds centred in a clip whose frames start at
     ``times`` (seconds, sorted, from the first frame), and the window's (start, seconds). ``None``,
     or a window longer than the clip, is the whole clip (a longer window starts with the clip:
-    its sound is zero past the clip's end)."""
+    its sound is zero past the clip's end). ``shift``: the window starts that much later (kept
+    inside the clip, for a window shorter than it)."""
     n = len(times)
     step = float(np.median(np.diff(times))) if n > 1 else 0.04
     duration = float(times[-1] - times[0]) + step
     if window is None:
+        if shift:
+            start = min(shift, max(duration - step, 0.0))
+            lo = int(np.searchsorted(times - times[0], start - 1e-9))
+            return lo, n, start, duration - start
         return 0, n, 0.0, duration
     start = max(0.0, (duration - window) / 2)
+    start = min(start + shift, max(duration - window, start)) if shift else start
     rel = times - times[0]
     lo = int(np.searchsorted(rel, start - 1e-9))
     hi = max(lo + 1, int(np.searchsorted(rel, start + window - 1e-9)))
@@ -153,23 +170,29 @@ def _open(path: Path):
     if not cap.isOpened():
         cap.release()
         raise ClipError(path, "cannot be opened as a video (corrupt file or unsupported codec)")
+    # A phone's portrait clip is stored sideways with a display rotation: frames are read upright,
+    # as a player (and a vendor's decoder) shows them, and as the recordings sent to vendors are.
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 
 def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
                max_side: int = DEFAULT_MAX_SIDE, *, clip_id: str | None = None,
                metadata: Mapping[str, str] | None = None, offset: float = 0.0,
-               audio: Any = None, window: float | None = None) -> Clip:
+               audio: Any = None, timing: "Timing | None" = None) -> Clip:
     """Decode ``num_frames`` frames spread uniformly over the video, downscaled so that the
     longer side is at most ``max_side``. Raises :class:`ClipError` with the reason.
 
     ``offset`` (in [0, 1)) samples every position that fraction of a sampling interval later,
     clamped to the last frame (:func:`sample_indices`); the clip's ``content_hash`` then names the
     offset too, so annotations cached for the unshifted frames are never reused for these.
-    ``window`` (seconds, centred; :func:`window_span`) samples the frames inside it only (the hash
-    names it too); ``audio`` (an :class:`~auditkit.contract.rater.AudioSpec`, or ``None`` for no
-    sound) also reads the sound over the window, conformed to that spec — a clip without sound
-    says so in ``audio_problem``."""
+    ``timing`` (a :class:`Timing`): a ``window`` (seconds, centred; :func:`window_span`) to sample
+    the frames inside, frames by rate (``fps``: ``num_frames`` of them ``1 / fps`` apart from the
+    window's start, the source frame nearest each time) and a ``shift`` (the window that many
+    seconds later: the retest of such a rater, :data:`RETEST_SHIFT`); the hash names it too.
+    ``audio`` (an :class:`~auditkit.contract.rater.AudioSpec`, or ``None`` for no sound) also
+    reads the sound over the window, conformed to that spec — a clip without sound says so in
+    ``audio_problem``."""
     import cv2
 
     path = Path(path)
@@ -193,7 +216,7 @@ def read_video(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES,
 
     try:
         with quiet_stderr():  # FFmpeg's own complaints about a damaged stream; the ClipError says it once
-            clip = _read_video(path, num_frames, max_side, clip_id, metadata, float(offset), window)
+            clip = _read_video(path, num_frames, max_side, clip_id, metadata, float(offset), timing or Timing())
         return clip if audio is None else with_audio(clip, audio)
     except OSError as exc:  # unreadable, vanished, or a failing disk: one clip's problem, not the run's
         raise ClipError(path, f"cannot be read ({exc.strerror or exc})") from None
@@ -209,8 +232,11 @@ def with_audio(clip: Clip, spec: Any) -> Clip:
     from .audio import conform, read_audio
 
     start, seconds = clip.window
-    if clip.audio is not None:
-        sound: tuple[np.ndarray, int] | None = (clip.audio, clip.sample_rate)
+    if clip.audio is not None:  # sound given in memory: the spec's window of it, centred
+        total = clip.audio.shape[1] / clip.sample_rate
+        seconds = spec.seconds if spec.seconds is not None else total
+        first = round(max(0.0, (total - seconds) / 2) * clip.sample_rate)
+        sound: tuple[np.ndarray, int] | None = (clip.audio[:, first:], clip.sample_rate)
     elif clip.path is not None:
         sound = read_audio(clip.path, start, seconds)
     else:
@@ -221,8 +247,24 @@ def with_audio(clip: Clip, spec: Any) -> Clip:
                    audio_problem="")
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Where in time the frames come from: a ``window`` (seconds, centred; ``None``: the whole
+    clip), at a rate (``fps``; ``None``: spread uniformly), starting ``shift`` seconds later."""
+
+    window: float | None = None
+    fps: float | None = None
+    shift: float = 0.0
+
+    def tag(self) -> str:
+        """What goes into the clip's content hash (empty when it is the whole clip, as always)."""
+        parts = [f"{k}={v!r}" for k, v in (("window", self.window), ("fps", self.fps), ("shift", self.shift or None))
+                 if v is not None]
+        return ":".join(parts)
+
+
 def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
-                metadata: Mapping[str, str] | None, offset: float, window: float | None = None) -> Clip:
+                metadata: Mapping[str, str] | None, offset: float, timing: Timing = Timing()) -> Clip:
     size = path.stat().st_size
     if size == 0:
         raise ClipError(path, "empty file (0 bytes)")
@@ -234,7 +276,7 @@ def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
     if problem:
         raise ClipError(path, problem)
 
-    sampled = decode_sampled(path, num_frames, max_side, offset=offset, window=window)
+    sampled = decode_sampled(path, num_frames, max_side, offset=offset, timing=timing)
     decoded = sampled.frames
     shapes = {f.shape for f in decoded.values()}
     if len(shapes) != 1:
@@ -246,8 +288,8 @@ def _read_video(path: Path, num_frames: int, max_side: int, clip_id: str | None,
     digest = file_digest(path)
     if offset:
         digest = hashlib.sha256(f"{digest}:offset={offset!r}".encode()).hexdigest()
-    if window is not None:
-        digest = hashlib.sha256(f"{digest}:window={window!r}".encode()).hexdigest()
+    if timing.tag():
+        digest = hashlib.sha256(f"{digest}:{timing.tag()}".encode()).hexdigest()
     fps = sampled.fps
     return Clip(id=clip_id or path.stem, frames=frames,
                 fps=float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0,
@@ -285,20 +327,28 @@ class Sampled:
     times: np.ndarray | None = None           # seconds of each sampled frame from the clip's first
 
 
-def _sample(times_s: np.ndarray, num_frames: int, offset: float, window: float | None
+def _sample(times_s: np.ndarray, num_frames: int, offset: float, timing: "Timing"
             ) -> tuple[np.ndarray, tuple[float, float]]:
-    lo, hi, start, seconds = window_span(times_s, window)
-    return lo + sample_indices(hi - lo, num_frames, offset), (start, seconds)
+    lo, hi, start, seconds = window_span(times_s, timing.window, timing.shift)
+    if timing.fps is None:
+        return lo + sample_indices(hi - lo, num_frames, offset), (start, seconds)
+    # By rate: the frame nearest each tick start + k / fps (the window's frames only).
+    ticks = start + (np.arange(num_frames) + offset) / timing.fps
+    rel = times_s - times_s[0]
+    right = np.clip(np.searchsorted(rel, ticks), 1, len(rel) - 1)
+    nearest = np.where(np.abs(rel[right - 1] - ticks) <= np.abs(rel[right] - ticks), right - 1, right)
+    return np.clip(nearest, lo, max(lo, hi - 1)), (start, seconds)
 
 
 def decode_sampled(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES, max_side: int = DEFAULT_MAX_SIDE,
-                   *, offset: float = 0.0, window: float | None = None) -> Sampled:
+                   *, offset: float = 0.0, timing: "Timing | None" = None) -> Sampled:
     """The sampled frames of a video file and how they were found; :func:`read_video` is this
     with the checks a clip needs. Frames equal those of a sequential read (``grab`` and
     ``retrieve`` every frame) at the same indices."""
     import cv2
 
     path = Path(path)
+    timing = timing or Timing()
     report = DecodeReport()
     cap = _open(path)
     try:
@@ -314,7 +364,7 @@ def decode_sampled(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES, ma
             if header and reported != len(times):
                 report.reason = f"the container states {reported} frames but holds {len(times)}"
             else:
-                wanted, span = _sample((times - times[0]) / 1000, num_frames, offset, window)
+                wanted, span = _sample((times - times[0]) / 1000, num_frames, offset, timing)
                 found = _decode_by_time(cap, times, pts, sorted(set(wanted.tolist())), max_side, report)
                 if isinstance(found, dict):
                     report.mode, report.total = "timeline", len(times)
@@ -322,7 +372,7 @@ def decode_sampled(path: str | os.PathLike, num_frames: int = DEFAULT_FRAMES, ma
                 report.reason = found
     finally:
         cap.release()
-    return _decode_by_count(path, num_frames, max_side, offset, report, window)
+    return _decode_by_count(path, num_frames, max_side, offset, report, timing)
 
 
 def _timeline(path: Path) -> tuple[np.ndarray, np.ndarray, int] | str:
@@ -436,7 +486,7 @@ def _decode_by_time(cap, times: np.ndarray, pts: np.ndarray, wanted: list[int], 
 
 
 def _decode_by_count(path: Path, num_frames: int, max_side: int, offset: float, report: DecodeReport,
-                     window: float | None = None) -> Sampled:
+                     timing: "Timing") -> Sampled:
     """The sequential read: count the frames by decoding them all, then decode again up to the
     last sampled one."""
     import cv2
@@ -456,7 +506,7 @@ def _decode_by_count(path: Path, num_frames: int, max_side: int, offset: float, 
     report.total = total
 
     rate = fps if fps and np.isfinite(fps) and fps > 0 else 25.0
-    wanted, span = _sample(np.arange(total) / rate, num_frames, offset, window)
+    wanted, span = _sample(np.arange(total) / rate, num_frames, offset, timing)
     unique = set(wanted.tolist())
     decoded: dict[int, np.ndarray] = {}
     cap = _open(path)

@@ -36,7 +36,9 @@ EXECUTORS = {"local, in process": {"executor": "local", "workers": 0},
 KINDS = ("torchscript .pt", "torchscript .ts", "export .pt2", "checkpoint", "onnx", "factory file.py:name",
          "factory package.module:name", "http", "http video (recordings)", "builtin",
          # Raters that watch and listen: called rater(frames, audio) wherever they run.
-         "listening torchscript", "listening export .pt2", "listening onnx", "listening factory")
+         "listening torchscript", "listening export .pt2", "listening onnx", "listening factory",
+         # Frames by rate (every frame at 5 fps over a second), retested 0.2 s later.
+         "motion export .pt2")
 
 
 class Scores(nn.Module):
@@ -114,6 +116,8 @@ def specs(tmp_path_factory, vendor, video_vendor) -> dict[str, str]:
     out["listening export .pt2"] = str(save_exported(Listener(), folder / "l.pt2", trait_names=LISTENER_TRAITS,
                                                      input=LISTENING))
     out["listening onnx"] = str(save_listener_onnx(folder / "l.onnx"))
+    out["motion export .pt2"] = str(save_exported(Scores(), folder / "motion.pt2",
+                                                  input=InputSpec(size=(48, 48), fps=5, seconds=1.0)))
     (folder / "hears.py").write_text(textwrap.dedent("""
         import torch
         from auditkit.raters import AudioSpec, InputSpec, TorchRater
