@@ -199,8 +199,12 @@ def module_hash(module: Any) -> str:
 def rater_identity(rater: Any) -> dict[str, Any]:
     """What the audit records about the rater: its spec/name, a hash, traits and input."""
     ident = getattr(rater, "identity", "") or module_hash(getattr(rater, "module", rater))
-    return {"spec": getattr(rater, "name", type(rater).__name__), "hash": ident,
-            "traits": list(rater.trait_names), "input": rater.input.to_dict()}
+    out = {"spec": getattr(rater, "name", type(rater).__name__), "hash": ident,
+           "traits": list(rater.trait_names), "input": rater.input.to_dict()}
+    recording = getattr(rater, "recording", None)  # a vendor that takes recordings (format "video")
+    if recording is not None:
+        out["recording"] = {k: getattr(recording, k, None) for k in ("fps", "seconds", "max_side")}
+    return out
 
 
 def check_scores(out: Any, rater: Any, clip_ids: Sequence[str]) -> torch.Tensor:

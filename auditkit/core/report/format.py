@@ -108,7 +108,10 @@ def retest_sentence(result: Any) -> str | None:
         return None
     low, high = min(shares), max(shares)
     span = pct(low) if low == high else f"{pct(low)}–{pct(high)}"
-    return (f"The rater's own retest (the same clips sampled half an interval later) moves {span} of "
+    rater = result.rater if isinstance(result.rater, dict) else {}
+    later = (rater.get("input") or {}).get("fps") or "recording" in rater  # watches motion, or takes recordings
+    when = "0.2 s later" if later else "half a sampling interval later"
+    return (f"The rater's own retest (the same clips, {when}) moves {span} of "
             "candidates beyond the margin, per trait: the baseline for every edit's share moved.")
 
 
