@@ -33,7 +33,7 @@ import torch
 
 from auditkit.contract.quiet import quiet_stderr
 
-from .shots import REACH, blank_frames, find_shots, links, smooth_masks
+from .shots import REACH, links, scan, smooth_masks
 
 ANNOTATOR_VERSION = 3  # 3: shots, links, present, person; the face is inside the mask
 NUM_LANDMARKS = 478
@@ -314,13 +314,13 @@ class Annotator:
                 found[i] = True
         self.stats["frames_annotated"] += t
         self.stats["clips_annotated"] += 1
-        shot = find_shots(frames)
+        shot, blank = scan(frames)
         linked = links(times, shot)
         bridged, present = bridge_in_shots(points, found, shot, times)
         landmarks = smooth_time(bridged, present, linked)
         masks = smooth_masks(masks, frames, linked)
         faces_inside(masks, points, found)
-        person = person_shots(shot, found, masks, blank_frames(frames))
+        person = person_shots(shot, found, masks, blank)
         # 8-bit steps, as the cache stores them, so a cold and a warm run edit identical pixels.
         mask = np.round(np.clip(masks, 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
         hands = self._find_hands(frames, points, found, mask)

@@ -37,24 +37,26 @@ def _signature(frame: np.ndarray) -> tuple[np.ndarray, float]:
     return hist / max(float(hist.sum()), 1.0), float(luma.std())
 
 
-def find_shots(frames: np.ndarray) -> np.ndarray:
-    """int32 ``[T]``: the shot of each frame (0, 1, 2, ... in order), from uint8 ``[T, H, W, 3]``.
-    A new shot starts at a cut (colour histograms of neighbours intersect less than ``CUT``), and
-    at and after a blank frame."""
+def scan(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int32 ``[T]``: the shot of each frame (0, 1, 2, ... in order), from uint8 ``[T, H, W, 3]``,
+    and bool ``[T]``: which frames are blank. A new shot starts at a cut (colour histograms of
+    neighbours intersect less than ``CUT``), and at and after a blank frame."""
     shots = np.zeros(len(frames), np.int32)
-    prev_hist, prev_blank = None, False
+    blank = np.zeros(len(frames), bool)
+    prev_hist = None
     for i, frame in enumerate(frames):
         hist, spread = _signature(frame)
-        blank = spread < BLANK
+        blank[i] = spread < BLANK
         if i:
             cut = float(np.minimum(hist, prev_hist).sum()) < CUT
-            shots[i] = shots[i - 1] + int(cut or blank or prev_blank)
-        prev_hist, prev_blank = hist, blank
-    return shots
+            shots[i] = shots[i - 1] + int(cut or blank[i] or blank[i - 1])
+        prev_hist = hist
+    return shots, blank
 
 
-def blank_frames(frames: np.ndarray) -> np.ndarray:
-    return np.array([_signature(f)[1] < BLANK for f in frames], bool)
+def find_shots(frames: np.ndarray) -> np.ndarray:
+    """The shot of each frame (:func:`scan`)."""
+    return scan(frames)[0]
 
 
 def links(times: np.ndarray, shots: np.ndarray, reach: float = REACH) -> np.ndarray:

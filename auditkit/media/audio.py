@@ -22,16 +22,6 @@ _SCALE = {"u8": None, "s16": 32768.0, "s32": 2147483648.0, "s64": 92233720368547
           "flt": 1.0, "dbl": 1.0}
 
 
-def has_audio(path: str | Path) -> bool:
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            return bool(container.streams.audio)
-    except (av.FFmpegError, OSError):
-        return False
-
-
 def read_audio(path: str | Path | BinaryIO, start: float = 0.0, seconds: float | None = None
                ) -> tuple[np.ndarray, int] | None:
     """The first audio stream of ``path`` (a file, or an open binary file object) from ``start``
