@@ -492,8 +492,8 @@ def _playback(video: str, content_hash: str, condition: str, seed: int, clip: st
     try:
         data_bytes = render(source, edit, RecordingSpec(max_side=PLAYBACK_SIDE), clip_id=clip, seed=seed,
                             annotator=Annotator())
-    except AuditkitError as exc:
-        return f"the clip could not be encoded ({exc})"
+    except Exception as exc:  # a clip or an edit that fails is the page's note, not a traceback
+        return f"the clip could not be encoded ({type(exc).__name__}: {exc})"
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".part")
     tmp.write_bytes(data_bytes)

@@ -229,3 +229,24 @@ def test_a_clip_stored_sideways_is_read_upright_everywhere(tmp_path):
     assert sampled.shape == recorded.shape == (64, 48, 3)  # upright: taller than wide
     assert mark(sampled) == pytest.approx(mark(recorded), abs=1.5)
     assert mark(sampled)[0] > 48  # turned a quarter counter-clockwise: the mark is at the bottom left
+
+
+def test_an_edit_that_fails_on_a_recording_is_that_pair_s_reason(sample_dir):
+    # As with sampled frames (apply_edit): one clip an edit chokes on is a skipped pair, not a stop.
+    from types import SimpleNamespace
+
+    from auditkit.core.work import _recording
+    from auditkit.media.recording import RecordingSpec
+    from auditkit.perturbations import Perturbation
+
+    class Breaks(Perturbation):
+        name = "test:breaks"
+
+        def transform(self, frames, params, annotations):
+            raise ValueError("no pixels for you")
+
+    clip = read_video(discover(sample_dir)[0].path, num_frames=4)
+    job = SimpleNamespace(plan=SimpleNamespace(settings=SimpleNamespace(seed=0)), annotator=None)
+    reason = _recording(clip, Breaks(), RecordingSpec(), job)
+    assert reason == "the recording of test:breaks could not be made: ValueError: no pixels for you"
+    assert isinstance(_recording(clip, None, RecordingSpec(), job), bytes)

@@ -318,6 +318,9 @@ def _recording(clip: Clip, edit: Perturbation | None, spec: Any, job: Any) -> by
         return render(clip.path, edit, spec, clip_id=clip.id, seed=job.plan.settings.seed, annotator=job.annotator)
     except ClipError as exc:
         return f"the recording could not be made: {exc.reason}"
+    except Exception as exc:  # as apply_edit: one clip an edit chokes on must not abort the whole table
+        name = edit.name if edit is not None else "the original"
+        return f"the recording of {name} could not be made: {type(exc).__name__}: {first_line(exc)}"
 
 
 @dataclass

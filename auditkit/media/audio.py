@@ -150,10 +150,10 @@ def mux_audio(video: str | Path, audio: np.ndarray, rate: int, out: str | Path, 
                 continue
             packet.stream = vout
             dst.mux(packet)
-        _encode_audio(dst, aout, audio, rate, layout)
+        encode_audio(dst, aout, audio, rate, layout)
 
 
-def _encode_audio(dst, stream, audio: np.ndarray, rate: int, layout: str) -> None:
+def encode_audio(dst, stream, audio: np.ndarray, rate: int, layout: str) -> None:
     import av
 
     step = 1024  # AAC's frame length

@@ -188,9 +188,9 @@ class _Sound:
 
     def write(self) -> None:
         if self.samples is not None:
-            from .audio import _encode_audio
+            from .audio import encode_audio
 
-            _encode_audio(self.dst, self.stream, self.samples[0], self.samples[1], self.layout)
+            encode_audio(self.dst, self.stream, self.samples[0], self.samples[1], self.layout)
         elif self.src is not None:
             self._copy()
 
