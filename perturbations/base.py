@@ -116,6 +116,9 @@ class Perturbation(ABC):
     # audit; "attribution": an edit that asks where the rater looks (region:*), which a rater is
     # expected to react to — judged as a family of its own and never a failure.
     role: str = "fairness"
+    # What the edit changes: "picture" (the frames; the sound is passed through, its stream
+    # copied), "sound" (the sound; every frame untouched, see sound.py) or "both".
+    touches: str = "picture"
 
     @property
     def family(self) -> str:
@@ -178,6 +181,7 @@ _EXPLICIT_ONLY: set[str] = set()
 
 _ROLE: dict[str, str] = {}
 _SEPARATOR = " vs "  # a contrast's name: "A vs B" is A − B per candidate
+_PARAMETER = "@"     # ``noise:street@5``: a registered edit with its parameter set (here the SNR, in dB)
 
 
 def family_of(name: str) -> str:
@@ -195,7 +199,7 @@ def register(name: str, factory: Callable[..., Perturbation], *, in_family: bool
     """Add an edit. ``in_family=False``: a bare family name does not expand to it (it needs
     options the user must give, such as a folder of images). ``role``: the question its test
     answers (``attribution`` for the region ablations); its instances must say the same."""
-    if ":" not in name or _SEPARATOR in name or not family_of(name):
+    if ":" not in name or _SEPARATOR in name or _PARAMETER in name or not family_of(name):
         raise ValueError(f"perturbation names are 'family:variant', got {name!r}")
     if name in _REGISTRY:
         raise ValueError(f"perturbation {name!r} is already registered")
@@ -211,7 +215,8 @@ def contrast_arm(a: str, b: str, role: str | None = None) -> Arm:
     """The test that compares edit ``a`` with edit ``b`` directly (``a`` − ``b`` per candidate).
     Its role is ``attribution`` only when both edits ask where the rater looks."""
     if role is None:
-        role = "attribution" if _ROLE.get(a) == _ROLE.get(b) == "attribution" else "fairness"
+        role = ("attribution" if _ROLE.get(a.partition(_PARAMETER)[0]) == _ROLE.get(b.partition(_PARAMETER)[0])
+                == "attribution" else "fairness")
     return Arm(f"{a}{_SEPARATOR}{b}", a, b, CONTRAST, role)
 
 
@@ -231,7 +236,7 @@ def arm_of(name: str, role: str | None = None) -> Arm:
     a, sep, b = name.partition(_SEPARATOR)
     if sep:
         return contrast_arm(a, b, role)
-    return Arm(name, name, ORIGINAL, family_of(name), role or _ROLE.get(name, "fairness"))
+    return Arm(name, name, ORIGINAL, family_of(name), role or _ROLE.get(name.partition(_PARAMETER)[0], "fairness"))
 
 
 def available(family: str | None = None) -> list[str]:
@@ -247,7 +252,22 @@ def families() -> list[str]:
 
 def get(name: str, **options: Any) -> Perturbation:
     """An instance of a registered edit. ``options`` (e.g. ``scenes_dir``) reach the factories
-    that take them and are ignored by the others."""
+    that take them and are ignored by the others. ``name@value`` sets the parameter of an edit
+    whose factory takes one (its ``at`` argument, e.g. ``noise:street@5`` for an SNR of 5 dB);
+    the instance is named with it, a condition of its own."""
+    base, sep, value = name.partition(_PARAMETER)
+    if sep:
+        accepted = inspect.signature(_REGISTRY[base]).parameters if base in _REGISTRY else get(base)
+        if "at" not in accepted:
+            takes = [n for n in available() if "at" in inspect.signature(_REGISTRY[n]).parameters]
+            raise KeyError(f"{base!r} takes no parameter (got {name!r}); the edits that take one: {', '.join(takes)}")
+        try:
+            edit = _REGISTRY[base](at=value.strip(), **{k: v for k, v in options.items() if k in accepted})
+        except ValueError as exc:
+            raise KeyError(f"{name!r}: {exc}") from None
+        if edit.name.partition(_PARAMETER)[0] != base:
+            raise RuntimeError(f"perturbation {name!r}: its factory made {edit.name!r}")
+        return edit
     try:
         factory = _REGISTRY[name]
     except KeyError:

@@ -73,6 +73,28 @@ class Listener(nn.Module):
         return torch.stack([loud, corners, m[:, 0], m[:, 1], m[:, 2]], 1)
 
 
+EARS_TRAITS = ("loudness", "treble", "corners", "mean", "fixed")
+TREBLE_HZ = 3400.0
+
+
+class Ears(nn.Module):
+    """A rater of the sound's channels: its loudness (RMS), the share of its energy above 3.4 kHz
+    (what a telephone band removes), the brightness of the frame's top corners, the mean pixel, and
+    a constant."""
+
+    rate = 16000
+
+    def forward(self, frames: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        loud = audio.pow(2).mean(dim=(1, 2)).sqrt()
+        power = torch.fft.rfft(audio, dim=-1).abs().pow(2).sum(dim=1)
+        hz = torch.fft.rfftfreq(audio.shape[-1], 1 / self.rate)
+        treble = power[:, hz > TREBLE_HZ].sum(-1) / power.sum(-1).clamp_min(1e-12)
+        h, w = frames.shape[-2], frames.shape[-1]
+        top = frames[:, :, :, : h // 4]
+        corners = torch.cat([top[..., : w // 4], top[..., w - w // 4:]], -1).mean(dim=(1, 2, 3, 4))
+        return torch.stack([loud, treble, corners, frames.mean(dim=(1, 2, 3, 4)), torch.full_like(loud, 0.5)], 1)
+
+
 def save_listener_onnx(path: Path, spec: InputSpec = LISTENING) -> Path:
     """The Listener as an ONNX file with two inputs, ``frames`` and ``audio``."""
     import json

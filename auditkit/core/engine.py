@@ -19,9 +19,10 @@ import torch
 
 from auditkit.contract.arms import ORIGINAL
 from auditkit.contract.device import pick_device
+from auditkit.contract.errors import ConfigError
 from auditkit.contract.rater import rater_identity
 from auditkit.media.clips import Clip, ClipSource, as_sources
-from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE, RETEST, Perturbation
+from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE, RETEST, Perturbation, edits_sound
 from auditkit.perturbations.annotate import Annotator
 from auditkit.raters import load_rater
 
@@ -77,6 +78,7 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
     sources = as_sources(clips)
     plan = AuditPlan.build(settings, perturbations, traits=tuple(rater.trait_names),
                            metadata={s.id: s.metadata or {} for s in sources})
+    check_hears(plan.edits, rater)
     identity = rater_identity(rater)
 
     own_store = not isinstance(store, Store)
@@ -95,6 +97,20 @@ def run_audit(rater: Any, clips: str | os.PathLike | Iterable[Clip | ClipSource]
         if own_store:
             db.commit()
             db.close()
+
+
+def check_hears(edits: Sequence[Perturbation], rater: Any) -> None:
+    """An edit of the sound needs a rater that hears it: one that declares audio, or a vendor
+    that takes the recording. For any other it would be a test of nothing, invariant by
+    construction; say so before any clip is decoded."""
+    if rater.input.listens or getattr(rater, "recording", None) is not None:
+        return
+    heard = [e.name for e in edits if edits_sound(e)]
+    if heard:
+        name = getattr(rater, "name", type(rater).__name__)
+        raise ConfigError(f"--perturb: {', '.join(heard[:4])}{' ...' if len(heard) > 4 else ''} edit the sound, "
+                          f"but rater {name} hears none (its input declares no audio; see the README's "
+                          "'Raters that listen')")
 
 
 def _score_all(job: Job, sources: list, db: Store, executor: Any, progress: bool | Callable[[int], None]) -> None:

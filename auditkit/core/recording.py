@@ -1,6 +1,8 @@
 """An edited clip as the recording a candidate would upload: every frame at the rate the vendor
 takes, edited in short chunks (memory holds a chunk, never the clip), written as
-H.264 with the clip's sound copied, not re-encoded, since a visual edit never touches it.
+H.264 with the clip's sound copied, not re-encoded, since a visual edit never touches it; an edit
+of the sound keeps every frame as the original's and its sound is encoded as AAC (at
+``SHAM_BITRATE``, the settings ``control:audio-sham`` stands for).
 
 The original goes through the same path with no edit, so that original and edit differ only by
 the edit (the same decoder, scaler and encoder). The retest control of a rater that takes
@@ -22,7 +24,8 @@ import torch
 from auditkit.contract.paths import file_digest
 from auditkit.media.clips import RETEST_SHIFT
 from auditkit.media.recording import RecordingSpec, iter_frames, probe, recording_bytes, window_of, write_recording
-from auditkit.perturbations import NotApplicable, Perturbation, clip_seed
+from auditkit.media.audio import read_audio
+from auditkit.perturbations import NotApplicable, Perturbation, clip_seed, edits_sound
 from auditkit.perturbations.annotate import Annotator
 
 # Frames edited together: memory follows the chunk (an edit holds several float copies of it; 16
@@ -41,8 +44,25 @@ def render(path: Path, edit: Perturbation | None, spec: RecordingSpec, *, clip_i
         spec, edit = replace(spec, shift=spec.shift + RETEST_SHIFT), None
     window = window_of(source, spec)
     fps = min(spec.fps, source.fps) if spec.fps else source.fps
+    sound = None
+    if edit is not None and edits_sound(edit):  # the picture as the original's, the sound edited
+        sound = edited_sound(path, edit, window, clip_id=clip_id, seed=seed)
+        edit = None
     frames = edited_frames(path, edit, spec, clip_id=clip_id, seed=seed, annotator=annotator)
-    return recording_bytes(lambda out: write_recording(out, frames, fps=fps, sound_from=path, window=window))
+    return recording_bytes(lambda out: write_recording(out, frames, fps=fps, sound_from=path, window=window,
+                                                       sound=sound))
+
+
+def edited_sound(path: Path, edit: Perturbation, window: tuple[float, float], *, clip_id: str,
+                 seed: int) -> tuple[np.ndarray, int]:
+    """The recording's sound over ``window`` with ``edit`` applied at the clip's own rate (the
+    same generator as the sampled audit's, so the same noise), to be encoded as AAC."""
+    found = read_audio(path, *window)
+    if found is None:
+        raise NotApplicable("no audio track")
+    audio, rate = found
+    rng = np.random.default_rng(clip_seed(seed, clip_id, edit.name))
+    return edit.hear(audio, rate, rng=rng, encoded_after=True), rate
 
 
 def edited_frames(path: Path, edit: Perturbation | None, spec: RecordingSpec, *, clip_id: str, seed: int,

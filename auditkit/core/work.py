@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from auditkit.contract.arms import ORIGINAL
 from auditkit.contract.errors import ClipError, PartialScores, RaterError, first_line
 from auditkit.contract.rater import InputSpec, check_scores
+from auditkit.media.audio import conform
 from auditkit.media.clips import RETEST_SHIFT, Clip, ClipSource, sample_indices, with_audio
-from auditkit.perturbations import NotApplicable, Perturbation, clip_seed
+from auditkit.perturbations import NotApplicable, Perturbation, clip_seed, edits_sound
 from auditkit.perturbations.annotate import Annotations, Annotator, face_crop_box
 
 
@@ -172,6 +173,23 @@ def apply_edit(edit: Perturbation, clip: Clip, frames: torch.Tensor, annotations
         return f"{edit.name} failed on this clip: {kind}" + (f": {said}" if said != kind else "")
 
 
+def apply_sound(edit: Perturbation, clip: Clip, spec: Any, seed: int) -> torch.Tensor | str:
+    """The rater's sound under an edit of the sound: the edit works on the clip's own sound (its
+    rate and channels, over the rater's window) and the rater's input is derived after it, as for
+    frames. Or the reason the edit does not apply (no sound, a silent one)."""
+    if clip.source_sound is None:
+        return clip.audio_problem or "no audio track"
+    audio, rate, seconds = clip.source_sound
+    rng = np.random.default_rng(clip_seed(seed, clip.id, edit.name))
+    try:
+        edited = edit.hear(audio, rate, rng=rng)
+    except NotApplicable as exc:
+        return exc.reason
+    except Exception as exc:  # as apply_edit: one clip an edit chokes on must not abort the whole table
+        return f"{edit.name} failed on this clip's sound: {type(exc).__name__}: {first_line(exc)}"
+    return torch.from_numpy(conform(edited, rate, spec.audio, seconds))
+
+
 def thumbnail(frames: torch.Tensor) -> bytes:
     """The middle frame as a small JPEG, what the dashboard shows beside the scores."""
     import cv2
@@ -273,7 +291,8 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tu
                 continue
         with _stage(outcome, "input", device, timing):
             frames = to_device(clip.frames, device)
-            # Every edit here changes the picture only: each condition hears the original's sound.
+            # An edit of the picture: each condition hears the original's sound (an edit of the sound
+            # brings its own, below).
             sound = torch.from_numpy(clip.audio) if listens else None
         if per_clip:
             flush()
@@ -282,8 +301,17 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tu
             cond = ORIGINAL if edit is None else edit.name
             if (clip.id, cond) in done:
                 continue
+            heard = sound
             if edit is None:
                 edited = frames
+            elif edits_sound(edit):  # every frame stays as it is; the sound is edited
+                edited = frames
+                if recording is None:  # (a recording's sound is edited where it is written)
+                    heard = (apply_sound(edit, clip, rater.input, seed) if listens
+                             else "the rater hears nothing: its input declares no audio")
+                    if isinstance(heard, str):
+                        outcome.skipped.append((clip.id, cond, heard))
+                        continue
             else:
                 with _stage(outcome, "edits", device, timing):
                     edited = apply_edit(edit, clip, frames, item.annotations, seed, max_missing_face,
@@ -299,7 +327,7 @@ def score_batch(rater: Any, prepared: Sequence[Prepared], job: Any, done: set[tu
                         continue
                     queued = Queued(clip.id, cond, body, None, thumbnail(edited) if thumbs else b"")
                 else:
-                    queued = Queued(clip.id, cond, rater_input(edited, rater.input, box), sound,
+                    queued = Queued(clip.id, cond, rater_input(edited, rater.input, box), heard,
                                     thumbnail(edited) if thumbs else b"")
             queue.append(queued)
             if len(queue) >= per_call:
@@ -318,6 +346,8 @@ def _recording(clip: Clip, edit: Perturbation | None, spec: Any, job: Any) -> by
         return render(clip.path, edit, spec, clip_id=clip.id, seed=job.plan.settings.seed, annotator=job.annotator)
     except ClipError as exc:
         return f"the recording could not be made: {exc.reason}"
+    except NotApplicable as exc:
+        return exc.reason
     except Exception as exc:  # as apply_edit: one clip an edit chokes on must not abort the whole table
         name = edit.name if edit is not None else "the original"
         return f"the recording of {name} could not be made: {type(exc).__name__}: {first_line(exc)}"

@@ -53,6 +53,9 @@ class Clip:
     window: tuple[float, float] = (0.0, 0.0)
     audio_problem: str = ""
     times: np.ndarray | None = None
+    # The sound of the window as the clip has it (its own rate and channels), before it was
+    # conformed to the rater: what an edit of the sound works on. (audio, rate, seconds).
+    source_sound: tuple[np.ndarray, int, float] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         f = self.frames
@@ -242,9 +245,11 @@ def with_audio(clip: Clip, spec: Any) -> Clip:
     else:
         sound = None
     if sound is None:
-        return replace(clip, audio=None, sample_rate=0, audio_problem="no audio track")
-    return replace(clip, audio=conform(sound[0], sound[1], spec, seconds), sample_rate=spec.sample_rate,
-                   audio_problem="")
+        return replace(clip, audio=None, sample_rate=0, audio_problem="no audio track", source_sound=None)
+    native = np.asarray(sound[0], dtype=np.float32)[:, :max(1, round(seconds * sound[1]))]
+    native = np.pad(native, ((0, 0), (0, max(0, round(seconds * sound[1]) - native.shape[1]))))
+    return replace(clip, audio=conform(native, sound[1], spec, seconds), sample_rate=spec.sample_rate,
+                   audio_problem="", source_sound=(native, int(sound[1]), float(seconds)))
 
 
 @dataclass(frozen=True)

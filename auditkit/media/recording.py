@@ -23,6 +23,7 @@ from auditkit.contract.errors import ClipError, first_line
 COPYABLE = ("aac", "mp3", "alac")  # audio codecs an MP4 carries as they are
 TIME_BASE = Fraction(1, 90000)     # the written video's clock: variable frame rates keep their times
 CRF = 18                           # x264 quality: visually lossless, about what a phone uploads at
+AAC_BITRATE = 128_000              # sound that is encoded (edited, or a codec MP4 cannot carry)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ class _Sound:
             self.samples = (audio[:2] if audio.shape[0] > 2 else audio, rate)
             self.layout = "mono" if self.samples[0].shape[0] == 1 else "stereo"
             self.stream = dst.add_stream("aac", rate=rate, layout=self.layout)
+            self.stream.bit_rate = AAC_BITRATE
 
     def write(self) -> None:
         if self.samples is not None:
