@@ -8,7 +8,7 @@ import argparse
 import datetime as _dt
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 from auditkit.app.run import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from auditkit.contract.errors import AuditkitError
@@ -65,13 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     perturb = sub.add_parser("perturb", help="preview edits on one clip (original | edited)",
                              description="Apply edits to one video and write original and edited "
                                          "side by side: a PNG of the middle frame (one row per "
-                                         "edit) or an MP4 of every sampled frame. With --sheet, "
+                                         "edit; the sound as spectrograms) or an MP4 of every "
+                                         "frame; a WAV of the sound and each edit's. With --sheet, "
                                          "one JPEG per family of edits over one or more clips "
                                          "(a row per clip) into the folder --out.")
     perturb.add_argument("--clip", required=True, action="append",
                          help="a video file (repeat --clip for several with --sheet)")
     perturb.add_argument("--perturb", required=True, metavar="NAME[,NAME...]", help="edits to show")
-    perturb.add_argument("--out", required=True, help="preview.png or preview.mp4; with --sheet, a folder")
+    perturb.add_argument("--out", required=True,
+                         help="preview.png, preview.mp4 or (edits of the sound) preview.wav; with --sheet, a folder")
     perturb.add_argument("--sheet", action="store_true",
                          help="write OUT/FAMILY.jpg: every edit of each family on every clip")
     perturb.add_argument("--frames", type=int, default=16, help="frames to sample (default 16)")
@@ -345,7 +347,7 @@ def _perturb(args: argparse.Namespace) -> int:
     from auditkit.core.engine import apply_edit
     from auditkit.core.plan import resolve_edits
     from auditkit.media.clips import read_video
-    from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE
+    from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE, edits_sound
     from auditkit.perturbations.annotate import Annotator
 
     out = Path(args.out)
@@ -353,8 +355,8 @@ def _perturb(args: argparse.Namespace) -> int:
         raise AuditkitError(f"--frames must be >= 1, got {args.frames}")
     if args.sheet:
         return _perturb_sheets(args, out)
-    if out.suffix.lower() not in (".png", ".mp4"):
-        raise AuditkitError(f"--out {out}: give a .png (middle frame) or .mp4 (all frames) file, "
+    if out.suffix.lower() not in (".png", ".mp4", ".wav"):
+        raise AuditkitError(f"--out {out}: give a .png (middle frame), .mp4 (all frames) or .wav (the sound) file, "
                             "or a folder with --sheet")
     if len(args.clip) > 1:
         raise AuditkitError(f"--clip given {len(args.clip)} times: a .png or .mp4 preview shows one clip; "
@@ -364,8 +366,11 @@ def _perturb(args: argparse.Namespace) -> int:
     except ClipError as exc:
         raise AuditkitError(str(exc)) from None
     edits = resolve_edits(args.perturb, scenes_dir=args.scenes)
+    if out.suffix.lower() == ".wav":
+        return _perturb_sound(args, out, clip, edits)
     if out.suffix.lower() == ".mp4":
         return _perturb_recording(args, out, edits)
+    heard = [e for e in edits if edits_sound(e)]
     frames = torch.from_numpy(clip.frames)
     annotations = Annotator().annotate_clip(clip) if any(e.requires for e in edits) else None
     # A control that samples other frames of the clip (control:retest) gets them decoded here.
@@ -376,7 +381,7 @@ def _perturb(args: argparse.Namespace) -> int:
         except ClipError as exc:
             resampled[offset] = exc.reason
     edited = {}
-    for edit in edits:
+    for edit in (e for e in edits if not edits_sound(e)):
         result = apply_edit(edit, clip, frames, annotations, args.seed, DEFAULT_MAX_MISSING_FACE, resampled)
         if isinstance(result, str):
             raise AuditkitError(f"{edit.name} does not apply to {args.clip[0]}: {result}")
@@ -388,11 +393,85 @@ def _perturb(args: argparse.Namespace) -> int:
         raise AuditkitError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
     mid = clip.num_frames // 2
     rows = [np.concatenate([clip.frames[mid], gap(4)[0], e[mid]], axis=1) for e in edited.values()]
-    sheet = np.concatenate([np.concatenate([r, np.full((4, r.shape[1], 3), 255, np.uint8)])
+    rows += _spectrogram_rows(args, clip, heard)
+    width = max(r.shape[1] for r in rows)
+    sheet = np.concatenate([np.pad(np.concatenate([r, np.full((4, r.shape[1], 3), 255, np.uint8)]),
+                                   ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
                             for r in rows])[:-4]
     if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise AuditkitError(f"--out {out}: could not write the image")
-    print(f"wrote {out}: original | {' | '.join(edited)}")
+    print(f"wrote {out}: original | {' | '.join([*edited, *(e.name for e in heard)])}"
+          + (" (the sound as spectrograms, 0-8 kHz)" if heard else ""))
+    return EXIT_OK
+
+
+def _heard(args: argparse.Namespace, clip: Any, edits: list) -> tuple[tuple[Any, int], dict[str, Any]]:
+    """The clip's own sound and each edit's, as an audit with the same seed hears them."""
+    import numpy as np
+
+    from auditkit.app.sheets import clip_sound
+    from auditkit.perturbations import NotApplicable, clip_seed
+
+    sound = clip_sound(clip)
+    if sound is None:
+        raise AuditkitError(f"--clip {args.clip[0]}: has no audio track: there is no sound to edit")
+    out = {}
+    for edit in edits:
+        try:
+            out[edit.name] = edit.hear(sound[0], sound[1], rng=np.random.default_rng(
+                clip_seed(args.seed, clip.id, edit.name)))
+        except NotApplicable as exc:
+            raise AuditkitError(f"{edit.name} does not apply to {args.clip[0]}: {exc.reason}") from None
+    return sound, out
+
+
+def _spectrogram_rows(args: argparse.Namespace, clip: Any, edits: list) -> list:
+    """original | edited spectrogram rows, at the clip's frame height, for edits of the sound."""
+    import numpy as np
+
+    from auditkit.app.sheets import spectrogram
+
+    if not edits:
+        return []
+    (audio, rate), heard = _heard(args, clip, edits)
+    height, width = clip.frames.shape[1:3]  # a frame's size
+    original, ref = spectrogram(audio, rate, height, width)
+    gap = np.full((height, 4, 3), 255, np.uint8)
+    return [np.concatenate([original, gap, spectrogram(h, rate, height, width, ref=ref)[0]], axis=1)
+            for h in heard.values()]
+
+
+def _perturb_sound(args: argparse.Namespace, out: Path, clip: Any, edits: list) -> int:
+    """``perturb --out x.wav``: the clip's sound, then each edit's, half a second apart, at the
+    clip's own rate and channels (16-bit PCM): to listen to one after the other."""
+    import wave
+
+    import numpy as np
+
+    from auditkit.perturbations import edits_sound
+
+    seen = [e.name for e in edits if not edits_sound(e)]
+    if seen:
+        raise AuditkitError(f"--perturb {', '.join(seen)}: edit the picture, not the sound; preview them as "
+                            ".png or .mp4")
+    (audio, rate), heard = _heard(args, clip, edits)
+    gap = np.zeros((audio.shape[0], rate // 2), np.float32)
+    parts, order, at = [], [], 0.0
+    for name, sound in [("original", audio), *heard.items()]:
+        parts += [sound, gap]
+        order.append(f"{at:.1f} s {name}")
+        at += (sound.shape[1] + gap.shape[1]) / rate
+    pcm = np.round(np.clip(np.concatenate(parts[:-1], axis=1), -1, 1) * 32767).astype("<i2")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(out), "wb") as fh:
+            fh.setnchannels(pcm.shape[0])
+            fh.setsampwidth(2)
+            fh.setframerate(rate)
+            fh.writeframes(np.ascontiguousarray(pcm.T).tobytes())
+    except OSError as exc:
+        raise AuditkitError(f"--out {out}: cannot write it ({exc.strerror or exc})") from None
+    print(f"wrote {out} ({rate} Hz): {'; '.join(order)}")
     return EXIT_OK
 
 
@@ -404,6 +483,7 @@ def _perturb_recording(args: argparse.Namespace, out: Path, edits: list) -> int:
     from auditkit.contract.errors import ClipError
     from auditkit.core.recording import edited_frames
     from auditkit.media.recording import RecordingSpec, iter_frames, probe, window_of, write_recording
+    from auditkit.perturbations import edits_sound
     from auditkit.perturbations.annotate import Annotator
 
     controls = [e.name for e in edits if e.resample is not None]
@@ -411,6 +491,25 @@ def _perturb_recording(args: argparse.Namespace, out: Path, edits: list) -> int:
         raise AuditkitError(f"--perturb {', '.join(controls)}: a control that samples other frames is no "
                             "picture edit to watch; preview it as a .png")
     path = Path(args.clip[0])
+    heard = [e for e in edits if edits_sound(e)]
+    if heard:  # an MP4 carries one sound: the clip as a candidate's upload, with that edit's sound
+        if len(edits) > 1:
+            raise AuditkitError(f"--perturb {', '.join(e.name for e in heard)}: an MP4 carries one sound; give one "
+                                "edit of the sound (the clip with its edited sound), or write .wav to hear several")
+        from auditkit.core.recording import render
+        from auditkit.perturbations import NotApplicable
+
+        try:
+            data = render(path, heard[0], RecordingSpec(), clip_id=path.stem, seed=args.seed, annotator=None)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+        except (ClipError, NotApplicable) as exc:
+            raise AuditkitError(f"{heard[0].name} does not apply to {path}: "
+                                f"{getattr(exc, 'reason', exc)}") from None
+        except OSError as exc:
+            raise AuditkitError(f"--out {out}: cannot write it ({exc.strerror or exc})") from None
+        print(f"wrote {out}: every frame as it was, with the sound of {heard[0].name}")
+        return EXIT_OK
     spec, annotator = RecordingSpec(), Annotator()
     try:
         source = probe(path)

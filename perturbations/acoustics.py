@@ -43,9 +43,9 @@ ROOMS = {
     "kitchen": Room("kitchen", "a hard, tiled kitchen (4 x 3 x 2.6 m, RT60 0.8 s)", (4.0, 3.0, 2.6), 0.80,
                     (0.40, 0.55, 1.5), (0.60, 0.50, 1.3)),
     "hall": Room("hall", "a large hall (20 x 12 x 8 m, RT60 1.6 s)", (20.0, 12.0, 8.0), 1.60,
-                 (0.30, 0.40, 1.5), (0.34, 0.42, 1.3)),
+                 (0.30, 0.40, 1.5), (0.37, 0.42, 1.3)),
     "closet": Room("closet", "a small closet damped by clothes (2 x 1.5 x 2.4 m, RT60 0.2 s)", (2.0, 1.5, 2.4),
-                   0.20, (0.40, 0.55, 1.5), (0.70, 0.50, 1.3)),
+                   0.20, (0.40, 0.55, 1.5), (0.60, 0.50, 1.3)),
 }
 # The small room a laptop sits in (its own microphone a desk's width from the talker).
 DESK = Room("desk", "a small study (3.5 x 3 x 2.5 m, RT60 0.3 s)", (3.5, 3.0, 2.5), 0.30,

@@ -9,9 +9,10 @@ from contracts import check_edit_contract
 
 
 # Every pixel edit a family name expands to (background:user needs a folder; it has its own tests;
+# the edits of the sound: tests/test_sound_edits.py;
 # control:retest samples other frames rather than editing pixels: tests/test_retest.py).
 EDITS = [n for family in perturbations.families() for n in perturbations.available(family)
-         if perturbations.get(n).resample is None]
+         if perturbations.get(n).resample is None and not perturbations.edits_sound(perturbations.get(n))]
 GLOBAL = [n for n in EDITS if not perturbations.get(n).requires]
 FACE = [n for n in EDITS if "face" in perturbations.get(n).requires]
 

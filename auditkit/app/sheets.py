@@ -4,7 +4,9 @@ first, then each edit's middle frame, exactly as an audit with the same seed edi
 that does not apply to a clip shows its reason in place of the frame.
 
 ``examples/make_previews.py`` renders the README's sheets with it, ``auditkit perturb --sheet``
-a user's own clips.
+a user's own clips. An edit of the sound is shown as a spectrogram of the clip's sound (0-8 kHz,
+time left to right, 80 dB of range on the original's scale), the original's first: the echo of
+a room smears it to the right, a noise fills its gaps, a phone cuts everything above 3.4 kHz.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 
 from auditkit.core.work import apply_edit
 from auditkit.media.clips import Clip
-from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE, Perturbation
+from auditkit.perturbations import DEFAULT_MAX_MISSING_FACE, NotApplicable, Perturbation, clip_seed, edits_sound
 from auditkit.perturbations.annotate import Annotator
 
 TILE_HEIGHT = 150
@@ -75,6 +77,66 @@ def clip_row(clip: Clip, edits: Sequence[Perturbation], annotations, *, seed: in
     return tiles
 
 
+SPECTRUM_TOP = 8000.0  # Hz: where speech lives; the telephone band's edge (3.4 kHz) is in view
+SPECTRUM_RANGE = 80.0  # dB below the original's loudest bin that still shows
+SPECTRUM_ASPECT = 1.8  # a sheet's spectrogram tile: this much wider than high, whatever the clip's length
+
+
+def clip_sound(clip: Clip) -> tuple[np.ndarray, int] | None:
+    """The clip's sound as it has it (its rate and channels), over the span of its frames."""
+    if clip.source_sound is not None:
+        return clip.source_sound[0], clip.source_sound[1]
+    if clip.audio is not None:
+        return clip.audio, clip.sample_rate
+    if clip.path is None:
+        return None
+    from auditkit.media.audio import read_audio
+
+    return read_audio(clip.path, *clip.window)
+
+
+def spectrogram(audio: np.ndarray, rate: int, height: int, width: int, *,
+                ref: float | None = None) -> tuple[np.ndarray, float]:
+    """An RGB spectrogram tile of ``audio`` (mono mix; 0-8 kHz bottom to top, its whole length
+    left to right) and the reference power it was drawn against (give the original's to the
+    edits so that a quieter edit looks quieter)."""
+    import cv2
+    from scipy.signal import spectrogram as stft_power
+
+    mono = audio.mean(axis=0).astype(np.float64)
+    window = max(16, round(0.025 * rate))
+    f, _, power = stft_power(mono, fs=rate, nperseg=window, noverlap=window * 3 // 4, scaling="spectrum")
+    power = power[f <= SPECTRUM_TOP]
+    if ref is None:
+        ref = float(power.max()) if power.size and power.max() > 0 else 1.0
+    db = 10 * np.log10(np.maximum(power, 1e-20) / ref)
+    level = np.clip((db + SPECTRUM_RANGE) / SPECTRUM_RANGE, 0, 1)
+    image = (level[::-1] * 255).astype(np.uint8)  # low frequencies at the bottom
+    image = cv2.resize(image, (max(8, width), height), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(cv2.applyColorMap(image, cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB), ref
+
+
+def sound_row(clip: Clip, edits: Sequence[Perturbation], *, seed: int, height: int = TILE_HEIGHT) -> list[np.ndarray]:
+    """The tiles of one clip for edits of the sound: the original's spectrogram, then each edit's
+    (the same sound an audit with the same seed gives the rater, at the clip's own rate)."""
+    sound = clip_sound(clip)
+    if sound is None:
+        tile = _reason(round(SPECTRUM_ASPECT * height), height, "no audio track")
+        return [np.concatenate([_label(tile.shape[1], clip.id, dark=True), tile])] + [
+            np.concatenate([_label(tile.shape[1], e.name), tile]) for e in edits]
+    audio, rate = sound
+    original, ref = spectrogram(audio, rate, height, round(SPECTRUM_ASPECT * height))
+    tiles = [np.concatenate([_label(original.shape[1], f"{clip.id} (0-8 kHz)", dark=True), original])]
+    for edit in edits:
+        try:
+            heard = edit.hear(audio, rate, rng=np.random.default_rng(clip_seed(seed, clip.id, edit.name)))
+            body = spectrogram(heard, rate, height, original.shape[1], ref=ref)[0]
+        except NotApplicable as exc:
+            body = _reason(original.shape[1], height, exc.reason)
+        tiles.append(np.concatenate([_label(body.shape[1], edit.name), body]))
+    return tiles
+
+
 def layout(rows: list[list[np.ndarray]], max_width: int = MAX_WIDTH) -> np.ndarray:
     """Rows of tiles into one image: each row left to right, rows top to bottom, and when a row
     is narrow, several rows side by side up to ``max_width``."""
@@ -110,8 +172,9 @@ def layout(rows: list[list[np.ndarray]], max_width: int = MAX_WIDTH) -> np.ndarr
 def family_sheets(clips: Sequence[Clip], edits: Sequence[Perturbation], *, seed: int = 0,
                   annotator: Annotator | None = None, height: int = TILE_HEIGHT,
                   max_missing_face: float = DEFAULT_MAX_MISSING_FACE) -> dict[str, np.ndarray]:
-    """One sheet (RGB uint8) per family of ``edits``: a row per clip. Clips are annotated once
-    (from the annotator's cache when it has them)."""
+    """One sheet (RGB uint8) per family of ``edits``: a row per clip (frames for the edits of the
+    picture, spectrograms for those of the sound). Clips are annotated once (from the annotator's
+    cache when it has them)."""
     families: dict[str, list[Perturbation]] = {}
     for e in edits:
         families.setdefault(e.family, []).append(e)
@@ -120,8 +183,13 @@ def family_sheets(clips: Sequence[Clip], edits: Sequence[Perturbation], *, seed:
     for clip in clips:
         annotations = annotator.annotate_clip(clip) if any(e.requires for e in edits) else None
         for family, members in families.items():
-            rows[family].append(clip_row(clip, members, annotations, seed=seed, height=height,
-                                         max_missing_face=max_missing_face))
+            heard = [e for e in members if edits_sound(e)]
+            seen = [e for e in members if not edits_sound(e)]
+            if heard:  # a family that edits the sound (control: may hold the retest too, on rows of its own)
+                rows[family].append(sound_row(clip, heard, seed=seed, height=height))
+            if seen:
+                rows[family].append(clip_row(clip, seen, annotations, seed=seed, height=height,
+                                             max_missing_face=max_missing_face))
     return {family: layout(r) for family, r in rows.items()}
 
 
