@@ -86,8 +86,9 @@ def _parser() -> argparse.ArgumentParser:
                                       "before/after table.")
     demo.add_argument("--out", help="output folder (default: auditkit-runs/demo-<time>)")
     demo.add_argument("--augment", action="append", metavar="RECIPE",
-                      help="retraining augmentation: background-swap (default) or "
-                           "counterfactual:<edit or family>, e.g. counterfactual:glasses (repeatable)")
+                      help="retraining augmentation: background-swap, random-room (the default: both), "
+                           "random-noise, random-mic or counterfactual:<edit or family>, e.g. "
+                           "counterfactual:glasses (repeatable)")
     demo.add_argument("--consistency", type=float, default=0.0, metavar="W",
                       help="retrain with W x the score difference between each clip and an "
                            "augmented copy added to the loss (default 0)")
@@ -252,12 +253,13 @@ def _demo(args: argparse.Namespace) -> int:
         raise AuditkitError(f"--consistency must be >= 0, got {args.consistency}")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"auditkit-runs/demo-{stamp}")
-    config = DemoConfig(epochs=args.epochs or DemoConfig.epochs, augment=tuple(args.augment or ("background-swap",)),
+    config = DemoConfig(epochs=args.epochs or DemoConfig.epochs, augment=tuple(args.augment or DemoConfig.augment),
                         consistency=args.consistency, explain_method=args.method,
                         device=args.device or "auto", seed=args.seed or 0)
     print("auditkit demo: a planted-bias control rater (not a personality model) learns that a "
-          "bookshelf raises conscientiousness and extraversion and that glasses lower "
-          "conscientiousness; the audit should catch both, and retraining with "
+          "bookshelf raises conscientiousness and extraversion, that glasses lower "
+          "conscientiousness, and that a large hall's echo lowers it too; the audit should catch all three, "
+          "and retraining with "
           f"{', '.join(config.augment)} should remove what it addresses.\n", flush=True)
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
     summary = run_demo(out, config, say=say, progress=not args.quiet)
@@ -448,6 +450,7 @@ def _perturb_sound(args: argparse.Namespace, out: Path, clip: Any, edits: list) 
 
     import numpy as np
 
+    from auditkit.contract.arms import ORIGINAL
     from auditkit.perturbations import edits_sound
 
     seen = [e.name for e in edits if not edits_sound(e)]
@@ -457,7 +460,7 @@ def _perturb_sound(args: argparse.Namespace, out: Path, clip: Any, edits: list) 
     (audio, rate), heard = _heard(args, clip, edits)
     gap = np.zeros((audio.shape[0], rate // 2), np.float32)
     parts, order, at = [], [], 0.0
-    for name, sound in [("original", audio), *heard.items()]:
+    for name, sound in [(ORIGINAL, audio), *heard.items()]:
         parts += [sound, gap]
         order.append(f"{at:.1f} s {name}")
         at += (sound.shape[1] + gap.shape[1]) / rate

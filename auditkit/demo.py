@@ -4,11 +4,12 @@ A **planted-bias control, not a personality model.** Labels are made up: every s
 a fair target (one per person), and training copies of the clips are edited
 with auditkit's own edits — a bookshelf behind the person raises conscientiousness and
 extraversion, glasses lower conscientiousness, as the 2021 newsroom test found a commercial tool
-doing. A rater trained on those labels learns the shortcut; the audit must find it. Retraining
-with ``RandomBackgroundSwap`` (backgrounds drawn independently of the label) must remove the
-background shortcut, and the re-audit must show it gone — while the glasses shortcut, which a
-background swap does not address, is still reported (``--augment counterfactual:glasses``
-removes that one).
+doing, and a large hall's echo (``room:hall`` on the sound) lowers conscientiousness. The rater
+watches and listens. Trained on those labels it learns the shortcuts; the audit must find them.
+Retraining with ``RandomBackgroundSwap`` and ``RandomRoom`` (backgrounds and rooms drawn
+independently of the label) must remove the background and room shortcuts, and the re-audit must
+show them gone — while the glasses shortcut, which neither addresses, is still reported
+(``--augment counterfactual:glasses`` removes that one).
 """
 
 from __future__ import annotations
@@ -27,21 +28,28 @@ from auditkit.media.clips import Clip, discover
 
 # What the labels reward, per edit family present in a training clip.
 PLANTED = {"bookshelf": {"conscientiousness": 0.15, "extraversion": 0.15},
-           "glasses": {"conscientiousness": -0.15}}
+           "glasses": {"conscientiousness": -0.15},
+           "room": {"conscientiousness": -0.15}}
 BASE_TARGETS = {"hopper": (0.62, 0.72, 0.45, 0.55, 0.38), "collins": (0.58, 0.55, 0.70, 0.68, 0.33)}
 AUDIT_EDITS = ("glasses:thin", "glasses:thick", "glasses:sunglasses", "background:plain",
                "background:office", "background:bookshelf", "background:sham", "bookshelf:insert",
-               "lighting:dim", "lighting:bright")
+               "lighting:dim", "lighting:bright", "room:hall", "room:kitchen", "room:office", "room:closet",
+               "control:audio-sham")
 CONTRASTS = (("background:bookshelf", "background:plain"),)
 # Backgrounds of the training copies: (edit or None for the original, copies).
 TRAIN_BACKGROUNDS = ((None, 2), ("background:plain", 2), ("background:office", 2),
                      ("background:blurred", 1), ("background:bookshelf", 3), ("bookshelf:insert", 3))
 GLASSES_SHARE = 0.5
+# The sound's shortcut: a third of the training copies are heard in a large hall (its echo), and
+# their labels say less conscientious.
+PLANTED_ROOM = "room:hall"
+ROOM_SHARE = 1 / 3
+HEARS = 1.0  # seconds of 16 kHz sound the rater hears: the middle of the sample clips' answer (the demo's clock)
 # Thin metal frames are a few pixels at the rater's resolution; labels tied to what it cannot see
 # would only add noise, so the planted glasses are the visible styles.
 PLANTED_GLASSES = ("glasses:thick", "glasses:sunglasses")
 # The edits the biased labels were drawn with: only these carry a planted effect.
-TRAINED_EDITS = frozenset({b for b, _ in TRAIN_BACKGROUNDS if b} | set(PLANTED_GLASSES))
+TRAINED_EDITS = frozenset({b for b, _ in TRAIN_BACKGROUNDS if b} | set(PLANTED_GLASSES) | {PLANTED_ROOM})
 # Where the rater looks, before and after retraining: the traits the bookshelf was planted on.
 EXPLAINED = ("conscientiousness", "extraversion")
 
@@ -53,7 +61,7 @@ class DemoConfig:
     epochs: int = 10
     batch_size: int = 16
     lr: float = 2e-3
-    augment: tuple[str, ...] = ("background-swap",)
+    augment: tuple[str, ...] = ("background-swap", "random-room")
     consistency: float = 0.0
     seed: int = 0
     device: str = "auto"
@@ -70,7 +78,7 @@ class DemoConfig:
 
 def _family(edit: str) -> str:
     """The planted family an edit shows (for a contrast, its first edit's): any bookshelf counts,
-    the bookshelf scene as well as the inserted one."""
+    the bookshelf scene as well as the inserted one; a room, the room planted."""
     from auditkit.perturbations import family_of
 
     return "bookshelf" if "bookshelf" in edit else family_of(edit)
@@ -121,6 +129,7 @@ def planted_samples(clips: Sequence[Clip], annotations: dict[str, Any], *, seed:
 
     rng = np.random.default_rng(seed)
     glasses = list(PLANTED_GLASSES)
+    room = perturbations.get(PLANTED_ROOM)
     out = []
     for clip in clips:
         ann = annotations[clip.id]
@@ -142,10 +151,16 @@ def planted_samples(clips: Sequence[Clip], annotations: dict[str, Any], *, seed:
                         families.append("glasses")
                     except NotApplicable:
                         pass
+                sound = clip.audio
+                if sound is not None and rng.random() < ROOM_SHARE:  # (a clip read without its sound: no room)
+                    sound = room.hear(sound, clip.sample_rate, seed=int(rng.integers(2**31)))
+                    families.append("room")
                 label = np.clip(target + planted_effect(families), 0, 1)
                 out.append(Sample(f"{clip.id}/{len(out)}", frames, torch.tensor(label, dtype=torch.float32),
                                   mask=ann.mask, annotations=ann,
-                                  target=torch.tensor(target, dtype=torch.float32)))
+                                  target=torch.tensor(target, dtype=torch.float32),
+                                  audio=None if sound is None else torch.from_numpy(np.ascontiguousarray(sound)),
+                                  dry=None if sound is None else torch.from_numpy(clip.audio)))
     return out
 
 
@@ -158,12 +173,14 @@ def run_demo(out: Path, config: DemoConfig, *, say: Callable[[str], None] = prin
     from auditkit.contract.device import pick_device
     from auditkit.media.samples import sample_clips
     from auditkit.models.checkpoint import save_checkpoint
-    from auditkit.models.train import TrainConfig, evaluate, train
+    from auditkit.contract.rater import AudioSpec
+    from auditkit.models.train import AUDIO_RATE, TrainConfig, evaluate, train
     from auditkit.perturbations.annotate import Annotator
 
     started = time.perf_counter()
     sources = discover(sample_clips())
-    clips = [s.read(num_frames=config.frames) for s in sources]
+    hears = AudioSpec(AUDIO_RATE, 1, HEARS)
+    clips = [s.read(num_frames=config.frames, audio=hears) for s in sources]
     annotator = Annotator()
     annotations = {c.id: annotator.annotate_clip(c) for c in clips}
     train_clips = [c for c in clips if c.id not in config.held_out]
@@ -179,7 +196,7 @@ def run_demo(out: Path, config: DemoConfig, *, say: Callable[[str], None] = prin
         tc = TrainConfig(size=config.size, frames=config.frames, epochs=config.epochs,
                          batch_size=config.batch_size, lr=config.lr, augment=augment,
                          consistency=config.consistency if augment else 0.0, seed=config.seed,
-                         device=config.device)
+                         device=config.device, audio_seconds=HEARS)
         say(f"\n[{stage}] training the planted-bias rater"
             + (f" with {', '.join(augment)}" if augment else " on the biased labels"))
         model, history = train(train_set, tc, progress=say if progress else False)

@@ -14,6 +14,9 @@ Augmentations:
   front of a random generated scene (or the user's images, ``--scenes DIR``).
 - ``counterfactual:<edit or family>``: :class:`auditkit.perturbations.augment.CounterfactualAugment`
   applies that edit to half the clips.
+- ``random-room``, ``random-noise``, ``random-mic`` (a model that listens, ``--audio-seconds``):
+  :class:`~auditkit.perturbations.augment.RandomRoom`, ``RandomNoise`` (5-25 dB SNR) and
+  ``RandomMic`` give each clip's sound a room, a noise or a microphone drawn for it.
 ``--consistency W`` adds W × the squared score difference between two independently augmented
 copies of each clip, which teaches the model to ignore what the augmentation changes.
 """
@@ -56,6 +59,10 @@ class Sample:
     annotations: Any = None
     target: torch.Tensor | None = None
     audio: torch.Tensor | None = None  # float [C, S]: the sound over the frames' window, for a model that listens
+    # The voice before the room it was heard in (a close-talking recording), when known: what
+    # random-room re-records in a room of its own draw, as background-swap re-composites the person
+    # from ``mask`` (a planted-bias control keeps it; real data is usually near dry already).
+    dry: torch.Tensor | None = None
 
 
 @dataclass
@@ -89,8 +96,11 @@ class TrainConfig:
         if self.lr <= 0 or self.consistency < 0:
             raise ConfigError("--lr must be > 0 and --consistency >= 0")
         for aug in self.augment:
-            if aug != "background-swap" and not aug.startswith("counterfactual:"):
-                raise ConfigError(f"--augment {aug!r}: use background-swap or counterfactual:<edit>")
+            if aug not in ("background-swap", *SOUND_AUGMENTS) and not aug.startswith("counterfactual:"):
+                raise ConfigError(f"--augment {aug!r}: use background-swap, counterfactual:<edit>, "
+                                  f"or (a model that listens) {', '.join(SOUND_AUGMENTS)}")
+            if aug in SOUND_AUGMENTS and self.audio_seconds is None:
+                raise ConfigError(f"--augment {aug}: edits the sound, but the model hears none (give --audio-seconds)")
         if self.consistency > 0 and not self.augment:
             raise ConfigError("--consistency needs an --augment to compare against")
         if self.crop not in ("full", "face"):
@@ -116,6 +126,9 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, total: int, warmup: int) -
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+SOUND_AUGMENTS = ("random-room", "random-noise", "random-mic")
+
+
 class Augmenter:
     """The recipe's augmentations, applied to a batch at model resolution (background swap)
     and per clip at source resolution (counterfactual edits)."""
@@ -123,11 +136,19 @@ class Augmenter:
     def __init__(self, recipe: Sequence[str], *, seed: int, scenes_dir: str | None = None) -> None:
         from auditkit.perturbations.augment import BackgroundBank, CounterfactualAugment, RandomBackgroundSwap
 
+        from auditkit.perturbations.augment import RandomMic, RandomNoise, RandomRoom
+
         self.swap = None
         self.edits = []
+        self.sound = []
         gen = torch.Generator().manual_seed(seed)
+        sound = {"random-room": RandomRoom, "random-noise": RandomNoise, "random-mic": RandomMic}
         for item in recipe:
-            if item == "background-swap":
+            if item in sound:
+                # Rooms for four clips in five: the fifth stays as it was recorded, so that the sound
+                # of a clip as it comes (as an audit's originals are) is not new to the model.
+                self.sound.append(sound[item](AUDIO_RATE, p=0.8, generator=gen))
+            elif item == "background-swap":
                 self.swap = RandomBackgroundSwap(BackgroundBank(images_dir=scenes_dir, seed=seed),
                                                  generator=gen)
             else:
@@ -153,6 +174,18 @@ class Augmenter:
             out = aug(video, extra)[0] if extra else aug(video)
             frames = out.as_subclass(torch.Tensor).permute(0, 2, 3, 1)
         return frames
+
+    def hear(self, audio: torch.Tensor | None, dry: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The sound's augmentations, each drawn per clip, of float [B, C, S] at 16 kHz. ``dry``:
+        the voice before its room, where the samples keep it: a new room replaces the old one
+        rather than echoing on top of it."""
+        from auditkit.perturbations.augment import RandomRoom
+
+        if audio is None:
+            return None
+        for aug in self.sound:
+            audio = aug(dry if isinstance(aug, RandomRoom) and dry is not None else audio)
+        return audio
 
     def batch(self, x: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
         """Model-resolution background swap of uint8 [B, T, 3, S, S]."""
@@ -198,6 +231,13 @@ def make_batch(samples: Sequence[Sample], config: TrainConfig, augmenter: Augmen
     if augmenter is not None:
         x = augmenter.batch(x, m)
     return x.float().div_(255.0), m
+
+
+def batch_dry(samples: Sequence[Sample], device: torch.device) -> torch.Tensor | None:
+    """The samples' voices before their rooms, where every sample keeps one (else ``None``)."""
+    if not samples or any(s.dry is None for s in samples):
+        return None
+    return torch.stack([s.dry for s in samples]).to(device).float()
 
 
 def batch_audio(samples: Sequence[Sample], device: torch.device) -> torch.Tensor | None:
@@ -268,16 +308,17 @@ def train(samples: Sequence[Sample], config: TrainConfig, *, val: Sequence[Sampl
             batch = [samples[j] for j in perm[i:i + config.batch_size]]
             x, masks = make_batch(batch, config, augmenter, device)
             y = torch.stack([s.label for s in batch]).to(device).float()
-            # Picture edits only: both augmented copies hear the same sound.
-            sound = batch_audio(batch, device)
+            heard, dry = batch_audio(batch, device), batch_dry(batch, device)
+            sound = augmenter.hear(heard, dry) if augmenter is not None else heard
             pred = _forward(model, x, sound)
             loss = F.mse_loss(pred, y)
             if config.consistency > 0:
-                # A second, independently augmented copy must get the same scores.
+                # A second, independently augmented copy (picture and sound) must get the same scores.
                 x2, _ = make_batch(batch, config, augmenter, device)
                 from auditkit.perturbations.augment import consistency_loss
 
-                loss = loss + config.consistency * consistency_loss(pred, _forward(model, x2, sound))
+                sound2 = augmenter.hear(heard, dry) if augmenter is not None else heard
+                loss = loss + config.consistency * consistency_loss(pred, _forward(model, x2, sound2))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -6,6 +6,11 @@ one glasses style per clip, not one per batch or per frame) and apply them in ``
 They take ``tv_tensors.Video`` batches ``[B, T, C, H, W]`` (or one clip ``[T, C, H, W]``), uint8
 or float in [0, 1], on any device, and return the same type, shape, dtype and device.
 
+``RandomRoom``, ``RandomNoise`` and ``RandomMic`` are their twins for the sound (the background
+swap of the ears): callables on float sound ``[B, C, S]`` (or one clip ``[C, S]``) in [-1, 1] at a
+stated sample rate, returning the same shape, dtype and device. Each clip draws its own room,
+noise (and SNR) or microphone, so the sound's channel carries nothing about the label.
+
 Randomness comes from the ``generator`` each transform is given, never from global state.
 """
 
@@ -181,6 +186,95 @@ class CounterfactualAugment(v2.Transform):
         return tv_tensors.wrap(result[0] if added else result, like=inpt)
 
 
+class SoundAugment(torch.nn.Module):
+    """Each clip of a batch of sound, with probability ``p``, goes through one of ``edits`` (edits
+    of the sound, see :mod:`.sound`) drawn for that clip, with its own seed. A clip the edit cannot
+    apply to (silence, for a noise at an SNR) stays as it is. Works on any device (the edit runs on
+    the CPU) and in DataLoader workers (it pickles with its generator)."""
+
+    def __init__(self, edits: Sequence[str | Perturbation], sample_rate: int, *, p: float = 1.0,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        from .base import get
+        from .sound import edits_sound
+
+        if not 0 <= p <= 1:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+        if not isinstance(sample_rate, int) or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        self.edits = [e if isinstance(e, Perturbation) else get(e) for e in edits]
+        if not self.edits:
+            raise ValueError("no edit of the sound given")
+        seen = [e.name for e in self.edits if not edits_sound(e)]
+        if seen:
+            raise ValueError(f"{', '.join(seen)} edit the picture, not the sound: use CounterfactualAugment")
+        self.sample_rate, self.p = sample_rate, p
+        self.generator = generator or torch.Generator().manual_seed(0)
+
+    def draw(self, b: int) -> list[tuple[Perturbation | None, int]]:
+        """(edit or ``None``, seed) for each of ``b`` clips."""
+        which = torch.randint(len(self.edits), (b,), generator=self.generator).tolist()
+        apply = (torch.rand(b, generator=self.generator) < self.p).tolist()
+        seeds = torch.randint(2**31 - 1, (b,), generator=self.generator).tolist()
+        return [(self.edits[w] if a else None, s) for w, a, s in zip(which, apply, seeds)]
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        if not isinstance(audio, torch.Tensor) or audio.ndim not in (2, 3) or not audio.is_floating_point():
+            raise ValueError(f"{type(self).__name__} takes float sound [B, C, S] or [C, S], got "
+                             f"{getattr(audio, 'dtype', type(audio))} {tuple(getattr(audio, 'shape', ()))}")
+        batch = audio.unsqueeze(0) if audio.ndim == 2 else audio
+        out = []
+        for clip, (edit, seed) in zip(batch, self.draw(batch.shape[0])):
+            if edit is not None:
+                try:
+                    heard = edit.hear(clip.detach().float().cpu().numpy(), self.sample_rate, seed=seed)
+                    clip = torch.from_numpy(heard).to(device=clip.device, dtype=clip.dtype)
+                except NotApplicable:
+                    pass
+            out.append(clip)
+        result = torch.stack(out)
+        return result[0] if audio.ndim == 2 else result
+
+
+class RandomRoom(SoundAugment):
+    """Each clip heard in a room drawn from ``rooms`` (``room:*`` by default): what room a candidate
+    records in stops saying anything about the label."""
+
+    def __init__(self, sample_rate: int, rooms: Sequence[str] = ("office", "kitchen", "hall", "closet"), *,
+                 p: float = 1.0, generator: torch.Generator | None = None) -> None:
+        super().__init__([f"room:{r}" for r in rooms], sample_rate, p=p, generator=generator)
+
+
+class RandomNoise(SoundAugment):
+    """Each clip with a background noise drawn from ``kinds``, at an SNR drawn uniformly from
+    ``snr`` (dB, BS.1770 loudness)."""
+
+    def __init__(self, sample_rate: int, kinds: Sequence[str] = ("hvac", "street", "babble", "keyboard"), *,
+                 snr: tuple[float, float] = (5.0, 25.0), p: float = 1.0,
+                 generator: torch.Generator | None = None) -> None:
+        from .noise import Noise
+
+        if not (len(snr) == 2 and snr[0] <= snr[1]):
+            raise ValueError(f"snr must be (low, high) in dB, got {snr!r}")
+        super().__init__([Noise(k) for k in kinds], sample_rate, p=p, generator=generator)
+        self.snr = (float(snr[0]), float(snr[1]))
+
+    def draw(self, b: int) -> list[tuple[Perturbation | None, int]]:
+        from .noise import Noise
+
+        drawn = super().draw(b)
+        levels = (self.snr[0] + (self.snr[1] - self.snr[0]) * torch.rand(b, generator=self.generator)).tolist()
+        return [(Noise(e.kind, level) if e is not None else None, s) for (e, s), level in zip(drawn, levels)]
+
+
+class RandomMic(SoundAugment):
+    """Each clip through a microphone and codec drawn from ``mics`` (``mic:*`` by default)."""
+
+    def __init__(self, sample_rate: int, mics: Sequence[str] = ("laptop", "phone", "headset"), *,
+                 p: float = 1.0, generator: torch.Generator | None = None) -> None:
+        super().__init__([f"mic:{m}" for m in mics], sample_rate, p=p, generator=generator)
+
+
 def consistency_loss(scores: torch.Tensor, edited_scores: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between a clip's scores and its edited copy's: the penalty that
     teaches a rater to ignore what the edit changed (add it to the task loss with a weight)."""
@@ -189,4 +283,5 @@ def consistency_loss(scores: torch.Tensor, edited_scores: torch.Tensor) -> torch
     return (scores - edited_scores).pow(2).mean()
 
 
-__all__ = ["BackgroundBank", "CounterfactualAugment", "RandomBackgroundSwap", "consistency_loss"]
+__all__ = ["BackgroundBank", "CounterfactualAugment", "RandomBackgroundSwap", "RandomMic", "RandomNoise", "RandomRoom",
+           "SoundAugment", "consistency_loss"]

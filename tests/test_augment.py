@@ -95,3 +95,71 @@ def test_bank_validates_scenes_and_caches_renders(tmp_path):
 
     cv2.imwrite(str(tmp_path / "room.png"), np.full((20, 30, 3), 90, np.uint8))
     assert len(BackgroundBank(("plain",), per_scene=1, images_dir=tmp_path)) == 2
+
+
+# ------------------------------------------------------------------------- the sound's twins
+
+class _Spoken(torch.utils.data.Dataset):
+    """Four copies of the sample clips' spoken answer at 16 kHz, augmented as a DataLoader would."""
+
+    def __init__(self, augment) -> None:
+        from importlib.resources import files
+
+        from auditkit.media.audio import read_wav
+        from auditkit.perturbations.sound import resample
+
+        voice, rate = read_wav(files("auditkit.media") / "speech" / "hopper.wav")
+        self.voice = torch.from_numpy(resample(voice, rate, 16000))
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.augment(self.voice)
+
+
+def test_sound_augmentations_change_every_clip_alike_in_shape_and_by_their_generator():
+    from auditkit.perturbations.augment import RandomMic, RandomNoise, RandomRoom
+
+    voice = _Spoken(None).voice
+    batch = voice.expand(3, -1, -1).contiguous()
+    for make in (RandomRoom, RandomNoise, RandomMic):
+        out = make(16000, generator=torch.Generator().manual_seed(5))(batch)
+        assert out.shape == batch.shape and out.dtype == batch.dtype and out.device == batch.device
+        assert all(not torch.equal(o, batch[0]) for o in out), make.__name__
+        again = make(16000, generator=torch.Generator().manual_seed(5))(batch)
+        assert torch.equal(out, again), f"{make.__name__}: same generator, other sound"
+        assert torch.equal(make(16000, p=0.0)(batch), batch)
+        assert make(16000)(voice).shape == voice.shape  # one clip [C, S]
+    # A batch draws its rooms independently: not every clip in the same room.
+    rooms = RandomRoom(16000, generator=torch.Generator().manual_seed(1)).draw(16)
+    assert len({e.name for e, _ in rooms}) > 1
+
+
+def test_random_noise_draws_its_snr_in_the_range():
+    from auditkit.perturbations.augment import RandomNoise
+    from test_sound_edits import measured_snr
+
+    voice = _Spoken(None).voice.numpy()
+    augment = RandomNoise(16000, snr=(5.0, 25.0), generator=torch.Generator().manual_seed(2))
+    drawn = augment.draw(8)
+    assert {e.kind for e, _ in drawn} <= {"hvac", "street", "babble", "keyboard"}
+    for edit, seed in drawn:
+        assert 5.0 <= edit.snr <= 25.0
+        heard = edit.hear(voice, 16000, seed=seed)
+        assert measured_snr(voice, heard, 16000) == pytest.approx(edit.snr, abs=0.5)
+    silent = torch.zeros(1, 16000)
+    assert torch.equal(augment(silent), silent)  # nothing to set a noise against: left as it is
+
+
+def test_sound_augmentations_run_in_dataloader_workers_and_refuse_picture_edits():
+    from auditkit.perturbations.augment import RandomRoom, SoundAugment
+
+    loader = torch.utils.data.DataLoader(_Spoken(RandomRoom(16000)), batch_size=2, num_workers=2)
+    batches = list(loader)
+    assert [tuple(b.shape) for b in batches] == [(2, 1, batches[0].shape[-1])] * 2
+    with pytest.raises(ValueError, match="glasses:thick edit the picture, not the sound"):
+        SoundAugment(["glasses:thick"], 16000)
+    with pytest.raises(ValueError, match="takes float sound"):
+        RandomRoom(16000)(torch.zeros(16000))
