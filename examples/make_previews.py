@@ -4,7 +4,8 @@ clips of other framings, light and skin tones (``auditkit.media.variants``), one
     python examples/make_previews.py [--out examples/previews] [--frames 8]
 
 Rows are clips: the original middle frame, then each edit's, exactly as an audit with seed 0
-edits it (``auditkit perturb --sheet`` does the same for your own clips).
+edits it (``auditkit perturb --sheet`` does the same for your own clips); for the edits of the
+sound, the spectrogram of each person's answer and of each edit's.
 """
 
 from __future__ import annotations
@@ -39,11 +40,18 @@ def main() -> None:
     # region ablations (grey fills that say where the rater looks, not edits to believe).
     families = args.family or [f for f in perturbations.families() if f not in ("control", "region")]
     edits = [perturbations.get(n) for f in families for n in perturbations.available(f)]
-    sheets = family_sheets(clips, edits, seed=0, annotator=Annotator(), height=HEIGHT)
+    seen = [e for e in edits if not perturbations.edits_sound(e)]
+    heard = [e for e in edits if perturbations.edits_sound(e)]
+    sheets = family_sheets(clips, seen, seed=0, annotator=Annotator(), height=HEIGHT) if seen else {}
+    # Every clip of a person speaks the same answer in the same voice: the sound's sheets show
+    # one clip a person (the framings and light of the others are nothing the ears hear).
+    voices = list({c.metadata.get("subject_id", c.id): c for c in clips[:len(discover(sample_clips()))]}.values())
+    if heard:
+        sheets.update(family_sheets(voices, heard, seed=0, height=HEIGHT))
     for family, sheet in sheets.items():
         path = write_sheet(out / f"{family}.jpg", sheet, quality=72)
         print(f"wrote {path} ({sheet.shape[1]}x{sheet.shape[0]}, {path.stat().st_size // 1024} KB): "
-              f"{', '.join(perturbations.available(family))} on {len(clips)} clips")
+              f"{', '.join(perturbations.available(family))}")
     if args.family:
         return
     stories = [s.read(num_frames=16) for s in discover(variant_clips()) if s.id in STORIES]
