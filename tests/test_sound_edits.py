@@ -325,3 +325,17 @@ def test_treble_reads_above_the_telephone_band():
     frames = torch.zeros(1, 4, 3, 64, 64)
     assert Ears()(frames, (low + high)[None, None])[0, 1] == pytest.approx(0.5, abs=0.01)
     assert Ears()(frames, x + low)[0, 1] < 0.01
+
+
+def test_the_dashboard_plays_an_audio_edit_beside_the_original(sample_dir):
+    from auditkit.dashboard.data import _playback
+    from test_vendor_video import inspect
+
+    source = discover(sample_dir)[0]
+    original = _playback(str(source.path), "h-sound-test", "original", 0, source.id)
+    hall = _playback(str(source.path), "h-sound-test", "room:hall", 0, source.id)
+    assert isinstance(original, bytes) and isinstance(hall, bytes), (original, hall)
+    a, b = inspect(original), inspect(hall)
+    assert a["frames"] == b["frames"] and a["light"] == pytest.approx(b["light"], abs=1e-3)  # the same picture
+    n = min(a["sound"][0].shape[1], b["sound"][0].shape[1])
+    assert not np.allclose(a["sound"][0][:, :n], b["sound"][0][:, :n], atol=1e-2)  # another sound
