@@ -1,8 +1,8 @@
 """An edited clip as the recording a candidate would upload: every frame at the rate the vendor
 takes, edited in short chunks (memory holds a chunk, never the clip), written as
 H.264 with the clip's sound copied, not re-encoded, since a visual edit never touches it; an edit
-of the sound keeps every frame as the original's and its sound is encoded as AAC (at
-``SHAM_BITRATE``, the settings ``control:audio-sham`` stands for).
+of the sound keeps every frame as the original's and its sound is encoded as AAC (at 128 kb/s,
+``AAC_BITRATE``: the settings ``control:audio-sham`` stands for).
 
 The original goes through the same path with no edit, so that original and edit differ only by
 the edit (the same decoder, scaler and encoder). The retest control of a rater that takes
